@@ -1,0 +1,1 @@
+"""The cachemw demo shop (grows with the features)."""

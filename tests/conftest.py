@@ -1,0 +1,80 @@
+"""Shared fixtures: real Valkey servers (standalone and a 3-primary cluster) and clients.
+
+Every test that takes ``valkey_url`` or ``valkey`` runs twice, once per ``[standalone]`` and
+``[cluster]``, against real servers; data is flushed before each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from cachemw.valkey import Valkey, ValkeySettings
+from cachemw.valkey.embedded import EmbeddedValkey
+from tests.support import servers
+
+# Generous enough for a loaded 2-core CI machine; fault tests set their own budgets.
+TEST_COMMAND_TIMEOUT = 2.0
+
+
+@pytest.fixture(scope="session")
+def standalone_url() -> Iterator[str]:
+    with servers.standalone_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    with servers.cluster_url() as url:
+        yield url
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def valkey_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a real, empty Valkey: once standalone, once a cluster."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    client = servers.sync_client(url)
+    try:
+        servers.flush_all(client)
+        yield url
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def valkey_sync(valkey_url: str) -> Iterator[redis.Redis | RedisCluster]:
+    """A blocking client on the same server, to assert what Valkey holds."""
+    client = servers.sync_client(valkey_url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def make_settings(url: str, **overrides: object) -> ValkeySettings:
+    values: dict[str, object] = {"url": url, "command_timeout": TEST_COMMAND_TIMEOUT}
+    values.update(overrides)
+    return ValkeySettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def valkey(valkey_url: str) -> AsyncIterator[Valkey]:
+    """cachemw's client on a real, empty server (standalone and cluster)."""
+    client = Valkey(make_settings(valkey_url))
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def private_server() -> Iterator[EmbeddedValkey]:
+    """A standalone server of this test's own, which the test may stop, kill and restart."""
+    server = EmbeddedValkey().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
