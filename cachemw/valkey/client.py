@@ -198,6 +198,11 @@ class Valkey:
                 self._log_once(message.split(" ", 1)[0], message)
                 raise ValkeyUnavailable(f"Valkey refused the write: {message[:80]}") from exc
             raise ValkeyCommandError(message[:200]) from exc
+        except redis_errors.RedisClusterException as exc:
+            if str(exc).startswith("No way to dispatch"):
+                raise ValkeyCommandError(str(exc)[:200]) from exc  # a keyless command: our bug
+            self._record_failure(exc)
+            raise ValkeyUnavailable(f"Valkey unavailable: {_error_kind(exc)}") from exc
         except redis_errors.RedisError as exc:
             self._record_failure(exc)
             raise ValkeyUnavailable(f"Valkey unavailable: {_error_kind(exc)}") from exc

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -165,7 +167,11 @@ class EmbeddedValkey:
             ]  # fmt: skip
         args += self._extra_args
         self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         _register_for_exit(self)
         try:
@@ -293,6 +299,16 @@ class EmbeddedCluster:
         self.cleanup()
 
 
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if the process that started it dies, even by SIGKILL,
+    # so a crashed test run or demo never leaves an orphan valkey-server behind.
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 _started: list[EmbeddedValkey] = []
 
 

@@ -50,7 +50,6 @@ def sync_client(url: str) -> redis.Redis | RedisCluster:
 def flush_all(client: redis.Redis | RedisCluster) -> None:
     if isinstance(client, RedisCluster):
         client.flushall(target_nodes=RedisCluster.PRIMARIES)
-        client.script_flush(target_nodes=RedisCluster.PRIMARIES)
     else:
         client.flushdb()
 
