@@ -78,3 +78,20 @@ def private_server() -> Iterator[EmbeddedValkey]:
         yield server
     finally:
         server.cleanup()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show how many tests ran on each kind of real Valkey server."""
+    counts: dict[str, dict[str, int]] = {"standalone": {}, "cluster": {}}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if getattr(report, "when", "call") != "call" and outcome == "passed":
+                continue
+            for kind, by_outcome in counts.items():
+                if f"[{kind}" in nodeid or f"-{kind}]" in nodeid or f"-{kind}-" in nodeid:
+                    by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+    terminalreporter.section("real Valkey servers")
+    for kind, by_outcome in counts.items():
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(by_outcome.items()))
+        terminalreporter.write_line(f"{kind}: {summary or 'no tests'}")
