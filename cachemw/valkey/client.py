@@ -25,6 +25,7 @@ from redis.retry import Retry
 from cachemw.valkey.breaker import BreakerState, CircuitBreaker
 from cachemw.valkey.errors import BreakerOpen, ValkeyCommandError, ValkeyUnavailable
 from cachemw.valkey.keyspace import Keyspace
+from cachemw.valkey.multiplexed import FAST_COMMANDS, MultiplexedPool
 from cachemw.valkey.scripts import Script
 from cachemw.valkey.settings import ValkeySettings
 from cachemw.valkey.url import ValkeyEndpoint, parse_valkey_url
@@ -94,6 +95,18 @@ class Valkey:
             asyncio.Semaphore(settings.max_connections) if self.is_cluster else None
         )
         self._logged_error: str | None = None
+        # Hot-path reads and scripts on standalone Valkey skip redis-py (see multiplexed.py).
+        self._multiplexed = (
+            MultiplexedPool(
+                self.endpoint,
+                client_name=self.endpoint.client_name or settings.client_name,
+                connect_timeout=settings.connect_timeout,
+                stale_after=max(0.5, 4 * settings.command_timeout),
+                size=settings.multiplexed_connections,
+            )
+            if settings.multiplexed_connections and not self.is_cluster
+            else None
+        )
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> Valkey:
@@ -228,6 +241,11 @@ class Valkey:
         self, *args: Arg, idempotent: bool = True, timeout: float | None = None
     ) -> Any:
         """Run one command, e.g. ``await valkey.execute("GET", key)``."""
+        multiplexed = self._multiplexed
+        if multiplexed is not None and args[0] in FAST_COMMANDS:
+            return await self._call(
+                lambda: multiplexed.execute(args), idempotent=idempotent, timeout=timeout
+            )
         client = self._client
         return await self._call(
             lambda: client.execute_command(*args), idempotent=idempotent, timeout=timeout
@@ -243,15 +261,23 @@ class Valkey:
         timeout: float | None = None,
     ) -> Any:
         """Run a Lua script: EVALSHA, falling back to EVAL when the node lacks it."""
-        client = self._client
         numkeys = len(keys)
+        multiplexed = self._multiplexed
+        run: Callable[..., Awaitable[Any]]
+        if multiplexed is not None:
+
+            async def run(*command: Arg) -> Any:
+                return await multiplexed.execute(command)
+
+        else:
+            run = self._client.execute_command
 
         async def operation() -> Any:
             try:
-                return await client.execute_command("EVALSHA", script.sha, numkeys, *keys, *args)
+                return await run("EVALSHA", script.sha, numkeys, *keys, *args)
             except redis_errors.NoScriptError:
                 # After SCRIPT FLUSH, a restart or a failover; EVAL also caches it again.
-                return await client.execute_command("EVAL", script.source, numkeys, *keys, *args)
+                return await run("EVAL", script.source, numkeys, *keys, *args)
 
         return await self._call(operation, idempotent=idempotent, timeout=timeout)
 
@@ -319,6 +345,8 @@ class Valkey:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        if self._multiplexed is not None:
+            await self._multiplexed.aclose()
         await self._client.aclose()
 
     async def __aenter__(self) -> Valkey:

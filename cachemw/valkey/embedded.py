@@ -187,7 +187,12 @@ class EmbeddedValkey:
                 self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
             )
             raise RuntimeError(f"valkey-server exited with {self.process.returncode}: {stderr}")
-        return command(self.port, "PING", timeout=0.5) == "PONG"
+        try:
+            return command(self.port, "PING", timeout=0.5) == "PONG"
+        except RuntimeError as exc:
+            if str(exc).startswith("NOAUTH"):  # up, and protected by a password
+                return True
+            raise
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server by its PID (SIGTERM, then SIGKILL) and remove its directory."""

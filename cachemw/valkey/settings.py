@@ -33,6 +33,7 @@ class ValkeySettings:
     client_name: str = "cachemw"
     breaker_failure_threshold: int = 5
     breaker_reset_timeout: float = 2.0
+    multiplexed_connections: int = 2
 
     def __post_init__(self) -> None:
         parse_valkey_url(self.url)  # raises ValueError naming what is wrong
@@ -57,6 +58,11 @@ class ValkeySettings:
         if not 1 <= self.breaker_failure_threshold <= 1000:
             raise ValueError(
                 f"breaker_failure_threshold must be 1..1000, got {self.breaker_failure_threshold!r}"
+            )
+        if not 0 <= self.multiplexed_connections <= 64:
+            raise ValueError(
+                "multiplexed_connections must be 0..64 (0 turns the fast path off), "
+                f"got {self.multiplexed_connections!r}"
             )
         if not self.client_name or any(ch.isspace() for ch in self.client_name):
             raise ValueError(f"client_name must be non-empty without spaces: {self.client_name!r}")
