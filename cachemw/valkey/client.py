@@ -60,6 +60,8 @@ _UNAVAILABLE_REPLY_PREFIXES = (
     "TRYAGAIN",
     "BUSY",
     "NOREPLICAS",
+    "NOAUTH",  # misconfigured credentials: the features cannot use Valkey at all
+    "WRONGPASS",
 )
 # OOM: the server is up and answering reads, so the breaker stays closed (reads keep being
 # served) while each failed write reports unavailability to its feature.
