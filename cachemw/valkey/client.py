@@ -25,7 +25,12 @@ from redis.retry import Retry
 from cachemw.valkey.breaker import BreakerState, CircuitBreaker
 from cachemw.valkey.errors import BreakerOpen, ValkeyCommandError, ValkeyUnavailable
 from cachemw.valkey.keyspace import Keyspace
-from cachemw.valkey.multiplexed import FAST_COMMANDS, MultiplexedPool
+from cachemw.valkey.multiplexed import (
+    FAST_CLUSTER_COMMANDS,
+    FAST_COMMANDS,
+    ClusterRouter,
+    MultiplexedPool,
+)
 from cachemw.valkey.scripts import Script
 from cachemw.valkey.settings import ValkeySettings
 from cachemw.valkey.url import ValkeyEndpoint, parse_valkey_url
@@ -97,18 +102,22 @@ class Valkey:
             asyncio.Semaphore(settings.max_connections) if self.is_cluster else None
         )
         self._logged_error: str | None = None
-        # Hot-path reads and scripts on standalone Valkey skip redis-py (see multiplexed.py).
-        self._multiplexed = (
-            MultiplexedPool(
-                self.endpoint,
-                client_name=self.endpoint.client_name or settings.client_name,
-                connect_timeout=settings.connect_timeout,
-                stale_after=max(0.5, 4 * settings.command_timeout),
-                size=settings.multiplexed_connections,
-            )
-            if settings.multiplexed_connections and not self.is_cluster
-            else None
-        )
+        # Hot-path reads and scripts skip redis-py (see multiplexed.py).
+        self._multiplexed: MultiplexedPool | ClusterRouter | None = None
+        self._fast_commands: frozenset[str] = frozenset()
+        if settings.multiplexed_connections:
+            options: dict[str, Any] = {
+                "client_name": self.endpoint.client_name or settings.client_name,
+                "connect_timeout": settings.connect_timeout,
+                "stale_after": max(0.5, 4 * settings.command_timeout),
+                "size": settings.multiplexed_connections,
+            }
+            if isinstance(self._client, RedisCluster):
+                self._multiplexed = ClusterRouter(self._client, self.endpoint, **options)
+                self._fast_commands = FAST_CLUSTER_COMMANDS
+            else:
+                self._multiplexed = MultiplexedPool(self.endpoint, **options)
+                self._fast_commands = FAST_COMMANDS
 
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> Valkey:
@@ -244,7 +253,7 @@ class Valkey:
     ) -> Any:
         """Run one command, e.g. ``await valkey.execute("GET", key)``."""
         multiplexed = self._multiplexed
-        if multiplexed is not None and args[0] in FAST_COMMANDS:
+        if multiplexed is not None and args[0] in self._fast_commands:
             return await self._call(
                 lambda: multiplexed.execute(args), idempotent=idempotent, timeout=timeout
             )

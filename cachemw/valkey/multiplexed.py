@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import ssl
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import hiredis
 from redis import exceptions as redis_errors
+from redis.asyncio import RedisCluster
+from redis.crc import key_slot
 
 from cachemw.valkey.url import ValkeyEndpoint
 
@@ -236,3 +241,97 @@ def _ssl_context(endpoint: ValkeyEndpoint) -> ssl.SSLContext | None:
             ssl.CERT_OPTIONAL if endpoint.tls_cert_reqs == "optional" else ssl.CERT_NONE
         )
     return context
+
+
+# In a cluster only single-slot commands can take the fast path; MGET may span slots.
+FAST_CLUSTER_COMMANDS = FAST_COMMANDS - {"MGET"}
+_REDIRECTS = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+
+
+class ClusterRouter:
+    """The fast path for Valkey Cluster: one multiplexed pool per primary.
+
+    The slot map is redis-py's (it owns discovery and refresh); a command takes the fast path
+    when its slot's primary is known, and anything unusual (no map yet, a redirect, a keyless
+    script) is handed to redis-py, which follows MOVED/ASK and refreshes the map for the
+    next call.
+    """
+
+    def __init__(
+        self,
+        cluster: RedisCluster,
+        endpoint: ValkeyEndpoint,
+        *,
+        client_name: str,
+        connect_timeout: float,
+        stale_after: float,
+        size: int,
+    ) -> None:
+        self._cluster = cluster
+        self._endpoint = endpoint
+        self._new_pool = functools.partial(
+            MultiplexedPool,
+            client_name=client_name,
+            connect_timeout=connect_timeout,
+            stale_after=stale_after,
+            size=size,
+        )
+        self._pools: dict[str, MultiplexedPool] = {}
+        self._refresh: asyncio.Task[None] | None = None
+        self._refreshed_at = -1e9
+
+    async def execute(self, args: Sequence[Arg]) -> Any:
+        key = _routing_key(args)
+        pool = self._pool_for(key) if key is not None else None
+        if pool is None:
+            return await self._cluster.execute_command(*args)
+        try:
+            return await pool.execute(args)
+        except redis_errors.ResponseError as exc:
+            if not str(exc).startswith(_REDIRECTS):
+                raise
+            return await self._cluster.execute_command(*args)
+        except redis_errors.ConnectionError:
+            # The node may have failed over: refresh the slot map in the background, at
+            # most once a second, and let the caller's policy decide about this call.
+            self._schedule_refresh()
+            raise
+
+    def _schedule_refresh(self) -> None:
+        loop = asyncio.get_running_loop()
+        if (self._refresh is None or self._refresh.done()) and (
+            loop.time() - self._refreshed_at > 1.0
+        ):
+            self._refreshed_at = loop.time()
+            self._refresh = loop.create_task(self._refresh_slot_map())
+
+    async def _refresh_slot_map(self) -> None:
+        with contextlib.suppress(redis_errors.RedisError, OSError):
+            await self._cluster.nodes_manager.initialize()
+
+    def _pool_for(self, key: Arg) -> MultiplexedPool | None:
+        raw = key if isinstance(key, bytes) else str(key).encode()
+        try:
+            node = self._cluster.nodes_manager.get_node_from_slot(key_slot(raw))
+        except (redis_errors.RedisError, KeyError):
+            return None  # no slot map yet: redis-py discovers it on this call
+        pool = self._pools.get(node.name)
+        if pool is None:
+            endpoint = replace(
+                self._endpoint, mode="standalone", hosts=((node.host, int(node.port)),)
+            )
+            pool = self._pools[node.name] = self._new_pool(endpoint)
+        return pool
+
+    async def aclose(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+        for pool in self._pools.values():
+            await pool.aclose()
+        self._pools.clear()
+
+
+def _routing_key(args: Sequence[Arg]) -> Arg | None:
+    if args[0] in ("EVALSHA", "EVAL"):
+        return args[3] if int(args[2]) > 0 else None
+    return args[1] if len(args) > 1 else None

@@ -9,9 +9,10 @@ import signal
 import time
 
 import pytest
+from redis.crc import key_slot
 
 from cachemw.valkey import Script, Valkey, ValkeyUnavailable
-from cachemw.valkey.embedded import EmbeddedValkey
+from cachemw.valkey.embedded import EmbeddedCluster, EmbeddedValkey, command
 from tests.conftest import make_settings
 
 ECHO = Script("test_echo", source="return ARGV[1]")
@@ -105,3 +106,43 @@ async def test_server_restart_is_survived(private_server: EmbeddedValkey) -> Non
             await valkey.execute("GET", "k")
         private_server.start()
         assert await valkey.execute("GET", "k") is None
+
+
+async def test_cluster_callers_each_get_their_own_reply(cluster_url: str) -> None:
+    async with Valkey(make_settings(cluster_url)) as valkey:
+        keys = [valkey.keyspace.key_for("mx", str(i)) for i in range(200)]
+        for i, key in enumerate(keys):
+            await valkey.execute("SET", key, str(i))
+        replies = await asyncio.gather(*(valkey.execute("GET", key) for key in keys))
+        assert replies == [str(i).encode() for i in range(200)]
+
+
+async def test_cluster_fast_path_follows_a_slot_that_moved_to_another_node() -> None:
+    with EmbeddedCluster(primaries=2) as cluster:
+        async with Valkey(make_settings(cluster.url)) as valkey:
+            key = valkey.keyspace.key_for("mx", b"moving")
+            await valkey.execute("SET", key, b"before")
+            assert await valkey.execute("GET", key) == b"before"  # slot map now cached
+            slot = key_slot(key.encode())
+            source, target = _owner_and_other(cluster, slot)
+            target_id = str(command(target.port, "CLUSTER", "MYID"))
+            source_id = str(command(source.port, "CLUSTER", "MYID"))
+            command(target.port, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            command(source.port, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            command(source.port, "MIGRATE", "127.0.0.1", target.port, key, 0, 5000)
+            for node in cluster.nodes:
+                command(node.port, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            # The fast path still points at the old owner: MOVED sends it through redis-py.
+            assert await valkey.execute("GET", key) == b"before"
+            assert await valkey.execute("GET", key) == b"before"
+
+
+def _owner_and_other(cluster: EmbeddedCluster, slot: int) -> tuple[EmbeddedValkey, EmbeddedValkey]:
+    for node in cluster.nodes:
+        for first, last, *_ in command(node.port, "CLUSTER", "SLOTS"):  # type: ignore[union-attr]
+            if int(first) <= slot <= int(last):
+                owner_port = int(_[0][1])
+                owner = next(n for n in cluster.nodes if n.port == owner_port)
+                other = next(n for n in cluster.nodes if n.port != owner_port)
+                return owner, other
+    raise AssertionError("slot not covered")
