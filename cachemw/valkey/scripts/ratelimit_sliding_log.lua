@@ -23,7 +23,6 @@ local function member(i)
   return request_id .. '#' .. i
 end
 
-local replay = redis.call('ZSCORE', KEYS[1], member(1)) ~= false
 local used, over = {}, {}
 local admitted = 1
 for i = 1, n do
@@ -32,21 +31,30 @@ for i = 1, n do
   -- An entry scored exactly now - window is one full window old: it no longer counts.
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
   used[i] = redis.call('ZCARD', KEYS[i])
-  over[i] = (not replay) and (used[i] + cost > limit)
+  over[i] = used[i] + cost > limit
   if over[i] then admitted = 0 end
 end
 
-if admitted == 1 and not replay then
+if admitted == 0 and redis.call('ZSCORE', KEYS[n], member(1)) then
+  -- A replay of a call that was admitted: its units are the ones filling the window.
+  -- (Checked on this path only: on the admitting path ZADD NX below adds nothing twice.)
+  admitted = 1
+  for i = 1, n do over[i] = false end
+elseif admitted == 1 then
   for i = 1, n do
     local window = tonumber(ARGV[2 + 2 * i])
-    local args = {}
-    for c = 1, cost do
-      args[#args + 1] = now
-      args[#args + 1] = member(c)
+    -- in batches: unpack() is bounded by the Lua C stack (a few thousand values)
+    local c = 1
+    while c <= cost do
+      local args = {}
+      for unit = c, math.min(cost, c + 499) do
+        args[#args + 1] = now
+        args[#args + 1] = member(unit)
+      end
+      used[i] = used[i] + redis.call('ZADD', KEYS[i], 'NX', unpack(args))
+      c = c + 500
     end
-    redis.call('ZADD', KEYS[i], unpack(args))
     redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
-    used[i] = used[i] + cost
   end
 end
 
