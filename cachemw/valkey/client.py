@@ -102,6 +102,7 @@ class Valkey:
             asyncio.Semaphore(settings.max_connections) if self.is_cluster else None
         )
         self._logged_error: str | None = None
+        self._cluster_init_lock = asyncio.Lock()
         # Hot-path reads and scripts skip redis-py (see multiplexed.py).
         self._multiplexed: MultiplexedPool | ClusterRouter | None = None
         self._fast_commands: frozenset[str] = frozenset()
@@ -151,6 +152,9 @@ class Valkey:
                 startup_nodes=[ClusterNode(host, port) for host, port in ep.hosts],
                 max_connections=s.max_connections,
                 require_full_coverage=False,
+                # The default (5) closes the whole client on every 5th MOVED, cutting off
+                # other tasks' calls mid-flight; MOVED alone updates the slot map.
+                reinitialize_steps=0,
                 ssl=ep.tls,
                 ssl_cert_reqs=ep.tls_cert_reqs,
                 ssl_ca_certs=ep.tls_ca_certs,
@@ -190,6 +194,8 @@ class Valkey:
         attempt = 0
         try:
             async with asyncio.timeout_at(loop.time() + budget):
+                if self._cluster_slots is not None and getattr(self._client, "_initialize", False):
+                    await self._discover_cluster()
                 while True:
                     try:
                         if self._cluster_slots is None:
@@ -212,6 +218,11 @@ class Valkey:
         except _UNAVAILABLE as exc:
             self._record_failure(exc)
             raise ValkeyUnavailable(f"Valkey unavailable: {_error_kind(exc)}") from exc
+        except redis_errors.OutOfMemoryError as exc:
+            # The server is up and answering reads: the breaker stays closed.
+            breaker.record_success()
+            self._log_once("OOM", str(exc)[:200])
+            raise ValkeyUnavailable(f"Valkey refused the write (OOM): {str(exc)[:80]}") from exc
         except redis_errors.ResponseError as exc:
             message = str(exc)
             if message.startswith(_UNAVAILABLE_REPLY_PREFIXES):
@@ -230,11 +241,24 @@ class Valkey:
         except redis_errors.RedisError as exc:
             self._record_failure(exc)
             raise ValkeyUnavailable(f"Valkey unavailable: {_error_kind(exc)}") from exc
+        except Exception as exc:
+            # redis-py's cluster client can fail in-flight calls with raw errors (e.g.
+            # AttributeError on a connection it recycled while re-reading the topology);
+            # a feature must see a ValkeyError it has a policy for, never a 500.
+            self._record_failure(exc)
+            raise ValkeyUnavailable(f"Valkey client error: {_error_kind(exc)}") from exc
         breaker.record_success()
         if self._logged_error is not None:
             logger.info("Valkey calls succeed again after %s", self._logged_error)
             self._logged_error = None
         return result
+
+    async def _discover_cluster(self) -> None:
+        # redis-py fails calls that race its first topology discovery (or a re-discovery
+        # after a node error): let one caller discover while the others wait for it.
+        async with self._cluster_init_lock:
+            if getattr(self._client, "_initialize", False):
+                await self._client.initialize()
 
     def _record_failure(self, exc: BaseException) -> None:
         self.breaker.record_failure()
@@ -359,6 +383,11 @@ class Valkey:
         if self._multiplexed is not None:
             await self._multiplexed.aclose()
         await self._client.aclose()
+        if isinstance(self._client, RedisCluster):
+            # RedisCluster.aclose() does nothing while a re-discovery is pending (after any
+            # node error), which would leave every node connection open.
+            await self._client.nodes_manager.aclose()
+            await self._client.nodes_manager.aclose("startup_nodes")
 
     async def __aenter__(self) -> Valkey:
         return self

@@ -151,6 +151,7 @@ class MultiplexedPool:
         self._slots: list[_RespProtocol | None] = [None] * size
         self._connecting: list[asyncio.Task[_RespProtocol] | None] = [None] * size
         self._next = 0
+        self._closed = False
 
     async def execute(self, args: Sequence[Arg]) -> Any:
         protocol = self._ready_connection()
@@ -173,15 +174,21 @@ class MultiplexedPool:
     async def _connect_slot(self, index: int) -> _RespProtocol:
         task = self._connecting[index]
         if task is None or task.done():
-            # One connect per slot at a time; concurrent callers share it.
-            task = asyncio.ensure_future(self._open())
+            # One connect per slot at a time; concurrent callers share it, and the task
+            # stores its connection itself, so a caller that gives up leaks nothing.
+            task = asyncio.ensure_future(self._open_slot(index))
+            task.add_done_callback(_retrieve_exception)
             self._connecting[index] = task
-        try:
-            protocol = await asyncio.shield(task)
-        finally:
-            if task.done():
-                self._connecting[index] = None
-        self._slots[index] = protocol
+        return await asyncio.shield(task)
+
+    async def _open_slot(self, index: int) -> _RespProtocol:
+        protocol = await self._open()
+        if self._closed:
+            protocol.abort(redis_errors.ConnectionError("pool closed"))
+            raise redis_errors.ConnectionError("pool closed")
+        previous, self._slots[index] = self._slots[index], protocol
+        if previous is not None and previous is not protocol:
+            previous.abort(redis_errors.ConnectionError("replaced"))
         return protocol
 
     async def _open(self) -> _RespProtocol:
@@ -221,14 +228,32 @@ class MultiplexedPool:
             raise redis_errors.ConnectionError(f"connect failed: {exc}") from exc
         return protocol
 
+    async def execute_asking(self, args: Sequence[Arg]) -> Any:
+        """ASKING and the command back to back on one connection (an ASK redirect)."""
+        protocol = self._ready_connection()
+        if protocol is None:
+            protocol = await self._connect_slot(self._next % len(self._slots))
+        asking = protocol.send(hiredis.pack_command(("ASKING",)))
+        reply = protocol.send(hiredis.pack_command(tuple(args)))  # type: ignore[arg-type]
+        await asking
+        return await reply
+
     async def aclose(self) -> None:
+        self._closed = True
         for index, protocol in enumerate(self._slots):
             if protocol is not None:
                 protocol.abort(redis_errors.ConnectionError("pool closed"))
             self._slots[index] = None
-        for task in self._connecting:
-            if task is not None and not task.done():
-                task.cancel()
+        pending = [task for task in self._connecting if task is not None and not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    # Callers who gave up are gone; mark the failure seen so asyncio does not warn.
+    if not task.cancelled():
+        task.exception()
 
 
 def _ssl_context(endpoint: ValkeyEndpoint) -> ssl.SSLContext | None:
@@ -288,7 +313,14 @@ class ClusterRouter:
         try:
             return await pool.execute(args)
         except redis_errors.ResponseError as exc:
-            if not str(exc).startswith(_REDIRECTS):
+            message = str(exc)
+            if message.startswith("ASK "):
+                # redis-py sends ASKING and the command on two pooled connections, which
+                # loops on ASK; we keep them together on one multiplexed connection.
+                target = self._pool_for_address(message.rsplit(" ", 1)[-1])
+                if target is not None:
+                    return await target.execute_asking(args)
+            if not message.startswith(_REDIRECTS):
                 raise
             return await self._cluster.execute_command(*args)
         except redis_errors.ConnectionError:
@@ -315,12 +347,18 @@ class ClusterRouter:
             node = self._cluster.nodes_manager.get_node_from_slot(key_slot(raw))
         except (redis_errors.RedisError, KeyError):
             return None  # no slot map yet: redis-py discovers it on this call
-        pool = self._pools.get(node.name)
+        return self._pool_at(node.host, int(node.port))
+
+    def _pool_for_address(self, address: str) -> MultiplexedPool | None:
+        host, _, port = address.rpartition(":")
+        return self._pool_at(host, int(port)) if host and port.isdigit() else None
+
+    def _pool_at(self, host: str, port: int) -> MultiplexedPool:
+        name = f"{host}:{port}"
+        pool = self._pools.get(name)
         if pool is None:
-            endpoint = replace(
-                self._endpoint, mode="standalone", hosts=((node.host, int(node.port)),)
-            )
-            pool = self._pools[node.name] = self._new_pool(endpoint)
+            endpoint = replace(self._endpoint, mode="standalone", hosts=((host, port),))
+            pool = self._pools[name] = self._new_pool(endpoint)
         return pool
 
     async def aclose(self) -> None:

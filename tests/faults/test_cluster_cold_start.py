@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from cachemw.valkey import Valkey
 from tests.faults.budgets import fault_settings
 from tests.support.proxied import ProxiedCluster
@@ -26,7 +24,6 @@ COLD_START_RACE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=COLD_START_RACE)
 async def test_cold_cluster_client_serves_its_first_concurrent_burst(
     proxied_cluster: ProxiedCluster,
 ) -> None:

@@ -229,7 +229,6 @@ async def pooled_connections_to_every_node(valkey: Valkey) -> None:
     await asyncio.gather(*(valkey.execute("SET", key, b"x") for key in keys))
 
 
-@pytest.mark.xfail(strict=True, reason=ASK_ON_ANOTHER_CONNECTION)
 async def test_ask_redirect_during_legacy_migration_reaches_the_moved_key(
     migrating_cluster: ProxiedCluster,
 ) -> None:
@@ -259,7 +258,6 @@ async def test_ask_redirect_during_legacy_migration_reaches_the_moved_key(
                 cluster.admin(port, "CLUSTER", "SETSLOT", slot, "NODE", node_id(cluster, target))
 
 
-@pytest.mark.xfail(strict=True, reason=MOVED_STORM_CLOSES_IN_FLIGHT)
 async def test_moved_after_resharding_does_not_fail_concurrent_writes(
     migrating_cluster: ProxiedCluster,
 ) -> None:

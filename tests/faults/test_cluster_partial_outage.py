@@ -113,7 +113,6 @@ REINIT_RACE = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=REINIT_RACE)
 async def test_calls_in_flight_while_the_client_rereads_topology_fail_only_as_valkey_errors(
     proxied_cluster: ProxiedCluster,
 ) -> None:

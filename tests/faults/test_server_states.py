@@ -87,14 +87,12 @@ async def write_one_more(valkey: Valkey, write: str) -> None:
             "SET",
             2,
             id="command-redispy",
-            marks=pytest.mark.xfail(strict=True, reason=OOM_AS_COMMAND_ERROR),
         ),
         pytest.param("script", 2, id="script-multiplexed"),
         pytest.param(
             "script",
             0,
             id="script-redispy",
-            marks=pytest.mark.xfail(strict=True, reason=OOM_AS_COMMAND_ERROR),
         ),
     ],
 )
