@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: test lint typecheck pytest demo bench bench-quick clean
+.PHONY: install test lint typecheck pytest demo bench bench-quick conformance clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+# The public http-cache-tests suite (npm) against a proxy wrapped in CacheMiddleware;
+# writes bench/CONFORMANCE.md. Needs node and npm.
+conformance: $(STAMP)
+	$(BIN)/python -m bench.conformance
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
