@@ -9,12 +9,7 @@ simply run into their bounded wait and go to the app.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any
-
-from redis.asyncio import ConnectionPool, Redis, RedisCluster
-from redis.exceptions import RedisError
 
 from cachemw.valkey import Valkey, ValkeyError
 
@@ -80,59 +75,30 @@ class Wakeups:
         for key in list(self._waiters):
             self._wake(key)
 
-    async def _subscriber(self) -> Redis:
-        """A dedicated connection for SUBSCRIBE.
-
-        In Cluster, PUBLISH reaches every node, so one connection to any node hears all;
-        it is built apart from the cluster client's pools so a subscribed connection can
-        never be handed to an ordinary command.
-        """
-        client = self._valkey.client
-        if not isinstance(client, RedisCluster):
-            return client
-        nodes = client.get_nodes()
-        if not nodes:
-            await self._valkey.ping()
-            nodes = client.get_nodes()
-        node = nodes[0]
-        pool = ConnectionPool(
-            connection_class=node.connection_class, max_connections=1, **node.connection_kwargs
-        )
-        return Redis.from_pool(pool)
-
     async def _listen(self) -> None:
         ready = self._ready
         assert ready is not None
+
+        def subscribed() -> None:
+            ready.set()
+            if self._failing:
+                self._failing = False
+                logger.info("cache wake-up subscription restored")
+
         while True:
-            owned: Redis | None = None
-            pubsub: Any = None
             try:
-                subscriber = await self._subscriber()
-                owned = None if subscriber is self._valkey.client else subscriber
-                pubsub = subscriber.pubsub()
-                await pubsub.subscribe(self._channel)
-                ready.set()
-                if self._failing:
-                    self._failing = False
-                    logger.info("cache wake-up subscription restored")
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None and message.get("type") == "message":
-                        self._wake(bytes(message["data"]))
-            except (RedisError, OSError, ValkeyError) as exc:
+                async for lock_key in self._valkey.subscribe(
+                    self._channel, on_subscribed=subscribed
+                ):
+                    self._wake(lock_key)
+            except ValkeyError as exc:
                 ready.clear()
                 if not self._failing:
                     self._failing = True
-                    logger.warning("cache wake-up subscription lost: %s", type(exc).__name__)
+                    logger.warning("cache wake-up subscription lost: %s", exc)
                 # Waiters re-check Valkey now rather than sleep through a lost message.
                 self._wake_all()
                 await asyncio.sleep(_RESUBSCRIBE_DELAY)
-            finally:
-                with contextlib.suppress(RedisError, OSError):
-                    if pubsub is not None:
-                        await pubsub.aclose()
-                    if owned is not None:
-                        await owned.aclose()
 
     async def aclose(self) -> None:
         self._closed = True

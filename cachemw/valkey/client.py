@@ -8,6 +8,7 @@ of client errors to :class:`ValkeyUnavailable` / :class:`ValkeyCommandError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -16,7 +17,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.backoff import NoBackoff
@@ -372,6 +373,49 @@ class Valkey:
                     yield key
                 if int(cursor) == 0:
                     break
+
+    async def subscribe(
+        self, channel: str, *, on_subscribed: Callable[[], None] | None = None
+    ) -> AsyncIterator[bytes]:
+        """The payloads published on ``channel``, on a dedicated connection.
+
+        ``on_subscribed`` runs once the subscription is confirmed. A lost subscription
+        raises :class:`ValkeyUnavailable`; the caller decides when to subscribe again. In
+        Cluster, PUBLISH reaches every node, so one connection to any node hears it all; it is
+        built apart from the pools so a subscribed connection never serves a command.
+        """
+        subscriber: Redis | None = None
+        pubsub: Any = None
+        try:
+            client = self._client
+            if isinstance(client, RedisCluster):
+                if not client.get_nodes():
+                    await self.execute("PING")  # topology discovery
+                node = client.get_nodes()[0]
+                pool = ConnectionPool(
+                    connection_class=node.connection_class,
+                    max_connections=1,
+                    **node.connection_kwargs,
+                )
+                subscriber = Redis.from_pool(pool)
+                pubsub = subscriber.pubsub()
+            else:
+                pubsub = client.pubsub()
+            await pubsub.subscribe(channel)
+            if on_subscribed is not None:
+                on_subscribed()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                if message is not None and message.get("type") == "message":
+                    yield bytes(message["data"])
+        except (redis_errors.RedisError, OSError) as exc:
+            raise ValkeyUnavailable(f"subscription lost: {_error_kind(exc)}") from exc
+        finally:
+            with contextlib.suppress(redis_errors.RedisError, OSError):
+                if pubsub is not None:
+                    await pubsub.aclose()
+                if subscriber is not None:
+                    await subscriber.aclose()
 
     @property
     def breaker_state(self) -> BreakerState:
