@@ -1,1 +1,1 @@
-"""The cachemw demo shop (grows with the features)."""
+"""The cachemw demo shop: ``make demo`` (or ``python -m demo_app``), then open the URL."""
