@@ -105,8 +105,9 @@ LOSS_SHIFTS_FIFO = (
     "requests are lost on a live connection every later reply on it goes to the wrong "
     "caller (GET k0 returns k3's value). TCP itself never loses bytes on a live connection: "
     "only a lossy middlebox can cause this; redis-py's path disconnects after any timeout "
-    "and is immune. Lead's call: accept as a documented assumption, or abort a multiplexed "
-    "connection when a caller's budget expires on it"
+    "and is immune. Documented assumption (README, Failure behaviour): the fast path relies "
+    "on TCP's in-order, lossless delivery; aborting a shared connection on every caller "
+    "timeout would fail every other caller on it under load"
 )
 
 
