@@ -18,10 +18,11 @@ from cachemw.cache.coalescing import FillCoordinator
 from cachemw.cache.entry import CachedResponse, EntryCodec
 from cachemw.cache.fill import Fill
 from cachemw.cache.invalidation import keys_invalidated_by
+from cachemw.cache.near import NearCache
 from cachemw.cache.request import CacheRequest, field_kinds
 from cachemw.cache.responder import CacheResponder, Found
 from cachemw.cache.settings import CacheSettings
-from cachemw.cache.store import CacheStore
+from cachemw.cache.store import FEATURE, CacheStore, Lookup
 from cachemw.http.cache_control import CacheControl, parse_cache_control
 from cachemw.http.cache_status import ForwardReason, format_cache_status
 from cachemw.http.dates import parse_http_date
@@ -38,6 +39,7 @@ from cachemw.http.surrogate import CONSUMED_FIELDS
 from cachemw.http.validators import PreconditionOutcome, evaluate_preconditions, parse_entity_tag
 from cachemw.metrics import Metrics
 from cachemw.valkey import Valkey, ValkeyError
+from cachemw.valkey.tracking import KeyTracking
 
 __all__ = ["CacheMiddleware"]
 
@@ -87,7 +89,18 @@ class CacheMiddleware:
             for event, help_text in METRIC_HELP.items():
                 metrics.describe(f"cachemw_cache_{event}_total", help_text)
         self.clock = clock
-        self.store = CacheStore(valkey, max_variants=settings.max_variants)
+        near: NearCache[Lookup] | None = None
+        self.key_tracking: KeyTracking | None = None
+        if settings.near_cache_entries:
+            near = NearCache(
+                max_entries=settings.near_cache_entries,
+                max_bytes=settings.near_cache_max_bytes,
+                ttl=settings.near_cache_ttl,
+            )
+            valkey.breaker.on_state_change(near.breaker_changed)
+            prefix = f"{valkey.keyspace.prefix}:{FEATURE}:"
+            self.key_tracking = KeyTracking(valkey, prefix, near)
+        self.store = CacheStore(valkey, max_variants=settings.max_variants, near=near)
         self.codec = EntryCodec(
             compress_min_size=settings.compress_min_size, signing_key=settings.signing_key
         )
@@ -109,6 +122,8 @@ class CacheMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.key_tracking is not None:
+            self.key_tracking.start()  # lazily: needs the server's event loop
         method = scope["method"]
         if method in {"GET", "HEAD"}:
             await CacheResponder(self, scope, receive, send).run()
@@ -348,7 +363,9 @@ class CacheMiddleware:
             self.count("invalidated", reason="unsafe-method")
 
     async def aclose(self) -> None:
-        """Stop background refreshes and the wake-up subscription."""
+        """Stop background refreshes, the wake-up subscription and key tracking."""
+        if self.key_tracking is not None:
+            await self.key_tracking.aclose()
         tasks = list(self._background)
         for task in tasks:
             task.cancel()

@@ -124,6 +124,10 @@ class CacheSettings:
     ``coalesce_wait``: how long a request waits for another's fill before going to the app.
     ``revalidation_grace``: how long a stale response with a validator is kept for 304s.
     ``xfetch_beta``: XFetch early-refresh eagerness (0 disables).
+    ``near_cache_entries``: keep up to this many looked-up entries in process, kept coherent
+    by Valkey key tracking (0, the default, turns the near cache off);
+    ``near_cache_max_bytes`` bounds their total size and ``near_cache_ttl`` the life of each
+    (the most a missed invalidation could cost).
     """
 
     routes: Mapping[str, RouteCache] = field(default_factory=dict)
@@ -147,6 +151,9 @@ class CacheSettings:
     compress_min_size: int | None = None
     signing_key: bytes | None = None
     cache_name: str = "cachemw"
+    near_cache_entries: int = 0
+    near_cache_max_bytes: int = 64 * MIB
+    near_cache_ttl: float = 1.0
     rules: RouteRules = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -161,6 +168,9 @@ class CacheSettings:
         _check_range("revalidation_grace", self.revalidation_grace, 0, 30 * 86400)
         _check_range("max_background_refreshes", self.max_background_refreshes, 0, 10_000)
         _check_range("xfetch_beta", self.xfetch_beta, 0, 100)
+        _check_range("near_cache_entries", self.near_cache_entries, 0, 10_000_000)
+        _check_range("near_cache_max_bytes", self.near_cache_max_bytes, 1024, 64 * 1024 * MIB)
+        _check_range("near_cache_ttl", self.near_cache_ttl, 0.001, 60)
         object.__setattr__(
             self,
             "forwarding_headers",

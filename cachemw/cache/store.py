@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from cachemw.cache.near import NearCache
 from cachemw.valkey import Script, Valkey, digest
 
 __all__ = ["CacheStore", "LockAttempt", "Lookup"]
@@ -58,11 +59,15 @@ class LockAttempt:
 class CacheStore:
     """Valkey operations of the response cache (no HTTP rules here)."""
 
-    __slots__ = ("_channel", "_max_variants", "valkey")
+    __slots__ = ("_channel", "_max_variants", "near", "valkey")
 
-    def __init__(self, valkey: Valkey, *, max_variants: int = 32) -> None:
+    def __init__(
+        self, valkey: Valkey, *, max_variants: int = 32, near: NearCache[Lookup] | None = None
+    ) -> None:
         self.valkey = valkey
         self._max_variants = max_variants
+        # Entries found, kept in process while key tracking vouches for them (near.py).
+        self.near = near
         self._channel = f"{valkey.keyspace.prefix}:{FEATURE}:filled"
 
     @property
@@ -84,11 +89,40 @@ class CacheStore:
     # -- hot path ----------------------------------------------------------------------------
 
     async def lookup(self, primary_key: str, variant: str) -> Lookup:
-        """One HMGET: the URL's Vary spec, this variant's entry and fence, the pass marker."""
-        vary_spec, entry, marker, fence = await self.valkey.execute(
-            "HMGET", self.hash_key(primary_key), "vary", "e:" + variant, "p", "f:" + variant
-        )
-        return Lookup(vary_spec, entry, marker is not None, fence)
+        """One HMGET: the URL's Vary spec, this variant's entry and fence, the pass marker.
+
+        With a near cache: no command at all when it holds the variant."""
+        hash_key = self.hash_key(primary_key)
+        near = self.near
+        if near is None:
+            vary_spec, entry, marker, fence = await self.valkey.execute(
+                "HMGET", hash_key, "vary", "e:" + variant, "p", "f:" + variant
+            )
+            return Lookup(vary_spec, entry, marker is not None, fence)
+        found = near.get(hash_key, variant)
+        if found is not None:
+            return found
+        ticket = near.begin(hash_key)  # before sending: a write after it spoils the reply
+        try:
+            vary_spec, entry, marker, fence = await self.valkey.execute(
+                "HMGET", hash_key, "vary", "e:" + variant, "p", "f:" + variant
+            )
+        except BaseException:
+            if ticket is not None:
+                near.finish(ticket, variant, None, 0)
+            raise
+        found = Lookup(vary_spec, entry, marker is not None, fence)
+        if ticket is not None:
+            # Only entries: a miss or a pass marker is about to change (fill, expiry).
+            kept = found if entry is not None and marker is None else None
+            size = len(entry or b"") + len(vary_spec or b"") + len(fence or b"") + len(hash_key)
+            near.finish(ticket, variant, kept, size + len(variant))
+        return found
+
+    def _forget_near(self, keys: Sequence[str | bytes]) -> None:
+        # Our own writes: read-your-writes in this process without waiting for the message.
+        if self.near is not None:
+            self.near.invalidated(keys)
 
     async def acquire_lock(
         self, primary_key: str, variant: str, ttl_ms: int, *, seen_fence: bytes | None
@@ -126,33 +160,41 @@ class CacheStore:
 
         ``False`` means a newer leader's entry (or lock) won and nothing was written.
         """
-        stored = await self.valkey.run_script(
-            _STORE_SCRIPT,
-            keys=[self.hash_key(primary_key), lock_key],
-            args=[
-                token,
-                vary_spec,
-                variant,
-                entry,
-                max(1, retention_ms),
-                url,
-                self._max_variants,
-                self._channel,
-            ],
-            idempotent=False,
-        )
+        hash_key = self.hash_key(primary_key)
+        try:
+            stored = await self.valkey.run_script(
+                _STORE_SCRIPT,
+                keys=[hash_key, lock_key],
+                args=[
+                    token,
+                    vary_spec,
+                    variant,
+                    entry,
+                    max(1, retention_ms),
+                    url,
+                    self._max_variants,
+                    self._channel,
+                ],
+                idempotent=False,
+            )
+        finally:
+            self._forget_near([hash_key])  # even after a timeout: the write may have run
         return bool(stored)
 
     async def release(
         self, *, primary_key: str, variant: str, token: bytes, hit_for_pass_ms: int = 0
     ) -> None:
         """One EVALSHA: drop our lock (if still ours), maybe mark hit-for-pass, wake waiters."""
-        await self.valkey.run_script(
-            _RELEASE_SCRIPT,
-            keys=[self.lock_key(primary_key, variant), self.hash_key(primary_key)],
-            args=[token, hit_for_pass_ms, self._channel],
-            idempotent=False,
-        )
+        hash_key = self.hash_key(primary_key)
+        try:
+            await self.valkey.run_script(
+                _RELEASE_SCRIPT,
+                keys=[self.lock_key(primary_key, variant), hash_key],
+                args=[token, hit_for_pass_ms, self._channel],
+                idempotent=False,
+            )
+        finally:
+            self._forget_near([hash_key])
 
     async def add_tags(self, primary_key: str, tags: Iterable[str], retention_ms: int) -> None:
         """Index the URL's hash under each tag (one pipeline; each tag set is its own slot)."""
@@ -179,7 +221,10 @@ class CacheStore:
         for start in range(0, len(keys), _UNLINK_BATCH):
             batch = keys[start : start + _UNLINK_BATCH]
             # One command per key: in Cluster every hash lives in its own slot.
-            replies = await self.valkey.pipeline([("UNLINK", key) for key in batch])
+            try:
+                replies = await self.valkey.pipeline([("UNLINK", key) for key in batch])
+            finally:
+                self._forget_near(batch)
             removed += sum(int(reply) for reply in replies)
         return removed
 
