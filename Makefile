@@ -34,9 +34,11 @@ demo: $(STAMP)
 	PORT=$(PORT) $(BIN)/python -m demo_app
 
 bench: $(STAMP)
+	sh bench/ensure_wrk.sh
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP)
+	sh bench/ensure_wrk.sh
 	$(BIN)/python -m bench --quick
 
 # The public http-cache-tests suite (npm) against a proxy wrapped in CacheMiddleware;

@@ -1,0 +1,1 @@
+"""Benchmark scenarios: one small ASGI app per module, registered in ``bench/registry.py``."""
