@@ -93,6 +93,8 @@ class SessionMiddleware:
         try:
             await self.app(scope, receive, responder.send)
         except SessionError as exc:
+            if responder.replaced and isinstance(exc, SessionStoreUnavailable):
+                return  # already answered 503 in place of the app's error page
             if responder.started or not isinstance(exc, SessionStoreUnavailable | SessionTooLarge):
                 raise
             await responder.send_problem(exc)
@@ -139,6 +141,12 @@ class _Responder:
             await self.downstream(message)
             return
         session = self.session
+        if session._state == states.FAILED:
+            # The store failed while the app used the session; an app wrapped from outside
+            # (its own ServerErrorMiddleware) would otherwise send a 500. Fail closed: 503.
+            await self.send_problem(SessionStoreUnavailable("session store unavailable"))
+            self.replaced = True
+            return
         if session._state == states.UNTOUCHED:
             self.started = True
             await self.downstream(message)

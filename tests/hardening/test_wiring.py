@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 import httpx
-import pytest
 
 from cachemw.cache import CacheMiddleware
 from cachemw.headers import HeadersMiddleware
@@ -21,19 +20,6 @@ from cachemw.valkey.embedded import EmbeddedValkey
 from tests.hardening.stack import COOKIE, origin_app, rules
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "cachemw/sessions/middleware.py:SessionMiddleware.__call__/_Responder.send: wrapped "
-        "around a finished FastAPI/Starlette app, a store outage while loading is turned "
-        "into a 500 by the app's own ServerErrorMiddleware (it sends the 500, then "
-        "re-raises); the responder passes that 500 through and __call__ re-raises because "
-        "the response has started. Proposed fix: in _Responder.send, when the session's "
-        "state is FAILED at http.response.start, send the 503 problem instead of the app's "
-        "start (set replaced=True), and in __call__ swallow SessionStoreUnavailable once "
-        "the problem was sent."
-    ),
-)
 async def test_outside_wrapped_stack_answers_503_on_session_route_when_valkey_stops(
     private_server: EmbeddedValkey,
 ) -> None:
