@@ -65,6 +65,7 @@ class RateLimitStore:
 
     def __init__(self, valkey: Valkey) -> None:
         self.valkey = valkey
+        valkey.holds_state("rate limits")
         # Request ids: unique across processes (random prefix) and cheap (a counter).
         self._id_prefix = os.urandom(6).hex() + "."
         self._ids = itertools.count()

@@ -87,6 +87,7 @@ class SessionStore:
         self, valkey: Valkey, config: SessionConfig | None = None, *, metrics: Metrics | None = None
     ) -> None:
         self.valkey = valkey
+        valkey.holds_state("sessions")
         self.config = config or SessionConfig()
         self.keyspace = valkey.keyspace
         self.metrics = metrics

@@ -24,7 +24,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cachemw.valkey.breaker import BreakerState, CircuitBreaker
-from cachemw.valkey.errors import BreakerOpen, ValkeyCommandError, ValkeyUnavailable
+from cachemw.valkey.errors import (
+    BreakerOpen,
+    ValkeyCommandError,
+    ValkeyError,
+    ValkeyUnavailable,
+)
 from cachemw.valkey.keyspace import Keyspace
 from cachemw.valkey.multiplexed import (
     FAST_CLUSTER_COMMANDS,
@@ -104,6 +109,7 @@ class Valkey:
         )
         self._logged_error: str | None = None
         self._cluster_init_lock = asyncio.Lock()
+        self._state_features: set[str] = set()
         # Hot-path reads and scripts skip redis-py (see multiplexed.py).
         self._multiplexed: MultiplexedPool | ClusterRouter | None = None
         self._fast_commands: frozenset[str] = frozenset()
@@ -417,6 +423,51 @@ class Valkey:
                 if subscriber is not None:
                     await subscriber.aclose()
 
+    def holds_state(self, feature: str) -> None:
+        """Note that ``feature`` keeps state here that must not be evicted (sessions, limits).
+
+        :meth:`lifespan` then warns once at start-up if this Valkey evicts keys under memory
+        pressure (``allkeys-*``): there, a flood of cache entries could evict sessions.
+        """
+        self._state_features.add(feature)
+
+    async def eviction_policy(self) -> str | None:
+        """The server's ``maxmemory-policy`` (the first primary's in Cluster), or None."""
+        try:
+            reply = await self.execute(
+                "CONFIG GET", "maxmemory-policy", timeout=max(self.settings.command_timeout, 1.0)
+            )
+        except ValkeyError:
+            return None
+        if isinstance(reply, dict):
+            values = list(reply.values())
+            if values and isinstance(values[0], dict | list):  # {node: reply} in Cluster
+                reply = values[0]
+        if isinstance(reply, dict):
+            value = next(iter(reply.values()), None)
+        elif isinstance(reply, list) and len(reply) == 2:
+            value = reply[1]
+        else:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def warn_if_state_is_evictable(self) -> bool:
+        """Log one warning when state-holding features share an evicting Valkey."""
+        if not self._state_features:
+            return False
+        policy = await self.eviction_policy()
+        if policy is None or not policy.startswith("allkeys-"):
+            return False
+        logger.warning(
+            "Valkey at %s holds %s but evicts any key under memory pressure "
+            "(maxmemory-policy=%s): cache entries can push them out. Use a separate Valkey "
+            "(or database) with noeviction or volatile-* for them.",
+            self.endpoint.redacted(),
+            " and ".join(sorted(self._state_features)),
+            policy,
+        )
+        return True
+
     @property
     def breaker_state(self) -> BreakerState:
         return self.breaker.state
@@ -448,6 +499,8 @@ class Valkey:
         """
         if not await self.ping(timeout=max(self.settings.connect_timeout, 1.0)):
             logger.warning("Valkey at %s did not answer at start-up", self.endpoint.redacted())
+        else:
+            await self.warn_if_state_is_evictable()
         try:
             yield
         finally:

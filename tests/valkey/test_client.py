@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -163,3 +164,33 @@ async def test_lifespan_closes_the_client(valkey_url: str) -> None:
         assert await valkey.ping()
     # After shutdown the pool is closed; a new call opens a fresh connection lazily.
     assert valkey.breaker.state is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize(("policy", "warned"), [("allkeys-lru", True), ("noeviction", False)])
+async def test_state_on_an_evicting_valkey_is_warned_about_once_at_start_up(
+    policy: str, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with EmbeddedValkey(maxmemory="64mb", maxmemory_policy=policy) as server:
+        valkey = Valkey(make_settings(server.url))
+        valkey.holds_state("sessions")
+        with caplog.at_level(logging.WARNING, logger="cachemw.valkey"):
+            async with valkey.lifespan():
+                pass
+        warnings = [r for r in caplog.records if "evicts any key" in r.getMessage()]
+        assert len(warnings) == (1 if warned else 0)
+
+
+async def test_eviction_policy_is_read_from_a_cluster(cluster_url: str) -> None:
+    async with Valkey(make_settings(cluster_url)) as valkey:
+        assert await valkey.eviction_policy() == "noeviction"
+
+
+async def test_a_cache_only_client_is_never_warned_about_eviction(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with EmbeddedValkey(maxmemory="64mb", maxmemory_policy="allkeys-lfu") as server:
+        valkey = Valkey(make_settings(server.url))
+        with caplog.at_level(logging.WARNING, logger="cachemw.valkey"):
+            async with valkey.lifespan():
+                pass
+        assert not [r for r in caplog.records if "evicts any key" in r.getMessage()]
