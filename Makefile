@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: install test lint typecheck pytest demo bench bench-quick conformance clean
+.PHONY: install test lint typecheck pytest demo bench bench-quick conformance soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench-quick: $(STAMP)
 # writes bench/CONFORMANCE.md. Needs node and npm.
 conformance: $(STAMP)
 	$(BIN)/python -m bench.conformance
+
+# Two uvicorn workers with every feature on, a mixed load, Valkey restarted midway; writes
+# bench/SOAK.md. Not part of `make test`. 60 s by default (SOAK_SECONDS=N to change).
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
