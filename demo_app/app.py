@@ -34,7 +34,7 @@ from cachemw.headers import HeadersMiddleware
 from cachemw.metrics import Metrics
 from cachemw.ratelimit import RateLimitMiddleware, Rule
 from cachemw.ratelimit.fastapi import RateLimiter, install_rate_limit_handler
-from cachemw.sessions import SessionConfig, SessionCookie, SessionMiddleware, SessionStore
+from cachemw.sessions import SessionMiddleware, SessionStore
 from cachemw.valkey import Valkey
 from demo_app.account import account_router
 from demo_app.config import DemoConfig
@@ -58,10 +58,6 @@ CACHE_SETTINGS = CacheSettings(
         "/*": RouteCache(enabled=False),
         "/products*": RouteCache(allow_cookies=True),
     }
-)
-# Plain HTTP on 127.0.0.1: no Secure / __Host- prefix (use the defaults behind HTTPS).
-SESSION_CONFIG = SessionConfig(
-    cookie=SessionCookie(name="demo_sid", secure=False), idle_timeout=1800
 )
 LOGIN_RULE = Rule(
     name="login", limit="5/minute", routes=("/login",), methods=("POST",), on_error="closed"
@@ -104,7 +100,7 @@ class DemoApp:
             Valkey(config.state_valkey) if config.state_valkey is not None else self.valkey
         )
         self.db = ShopDatabase(config.database, read_delay=config.read_delay)
-        self.sessions = SessionStore(self.state_valkey, SESSION_CONFIG, metrics=self.metrics)
+        self.sessions = SessionStore(self.state_valkey, config.sessions, metrics=self.metrics)
         self.limiter = RateLimiter(self.state_valkey, metrics=self.metrics)
         self.invalidator = CacheInvalidator(self.valkey)
         self.functions = FunctionCache(self.valkey, metrics=self.metrics)
