@@ -88,9 +88,9 @@ class SessionConfig:
     ``now + idle_timeout``, but at most once per ``refresh_throttle`` (default idle/10) and
     never past ``absolute_lifetime`` after creation. Both are enforced by Valkey expiries.
 
-    ``store_timeout`` is the Valkey budget of a session call (``None``: the client's
-    ``command_timeout``). Sessions fail closed, so the default is more patient than the
-    cache's 50 ms: a momentary stall should cost latency, not a 503.
+    ``store_timeout`` is the Valkey budget of a session call; ``None`` (the default) means
+    the client's ``command_timeout`` but at least 250 ms. Sessions fail closed, so they are
+    more patient than the cache's 50 ms: a momentary stall should cost latency, not a 503.
     """
 
     cookie: SessionCookie = field(default_factory=SessionCookie)
@@ -101,7 +101,7 @@ class SessionConfig:
     max_session_bytes: int = 256 * 1024
     clear_site_data: tuple[str, ...] = ()
     retry_after: int = 1
-    store_timeout: float | None = 0.25
+    store_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.cookie, SessionCookie):

@@ -81,7 +81,16 @@ class SessionStore:
     Apps use it for "log out everywhere" and "your devices"; the middleware for the rest.
     """
 
-    __slots__ = ("_idle_ms", "_logged", "_throttle_ms", "config", "keyspace", "metrics", "valkey")
+    __slots__ = (
+        "_idle_ms",
+        "_logged",
+        "_throttle_ms",
+        "config",
+        "keyspace",
+        "metrics",
+        "timeout",
+        "valkey",
+    )
 
     def __init__(
         self, valkey: Valkey, config: SessionConfig | None = None, *, metrics: Metrics | None = None
@@ -89,6 +98,12 @@ class SessionStore:
         self.valkey = valkey
         valkey.holds_state("sessions")
         self.config = config or SessionConfig()
+        # Sessions fail closed: never less patient than 250 ms (see SessionConfig).
+        self.timeout = (
+            self.config.store_timeout
+            if self.config.store_timeout is not None
+            else max(0.25, valkey.settings.command_timeout)
+        )
         self.keyspace = valkey.keyspace
         self.metrics = metrics
         if metrics is not None:
@@ -121,14 +136,13 @@ class SessionStore:
         ``None`` when there is no live session. A key of the wrong type (not ours) is
         reported as corrupt by returning an empty hash.
         """
-        config = self.config
         try:
             reply = await self.valkey.run_script(
                 _LOAD,
                 keys=[self.key(ref)],
                 args=(self._idle_ms, self._throttle_ms),
                 idempotent=True,  # the refresh only ever moves the expiry forward
-                timeout=config.store_timeout,
+                timeout=self.timeout,
             )
         except ValkeyCommandError as exc:
             if str(exc).startswith("WRONGTYPE"):
@@ -177,7 +191,7 @@ class SessionStore:
         args.extend(deleted_fields)
         try:
             reply = await self.valkey.run_script(
-                _COMMIT, keys=keys, args=args, idempotent=False, timeout=config.store_timeout
+                _COMMIT, keys=keys, args=args, idempotent=False, timeout=self.timeout
             )
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
@@ -188,7 +202,7 @@ class SessionStore:
     async def delete(self, ref: SessionRef) -> None:
         """Server-side logout (one DEL). Idempotent."""
         try:
-            await self.valkey.execute("DEL", self.key(ref), timeout=self.config.store_timeout)
+            await self.valkey.execute("DEL", self.key(ref), timeout=self.timeout)
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
 
@@ -210,7 +224,7 @@ class SessionStore:
                     config.absolute_ms,
                 ],
                 idempotent=True,
-                timeout=config.store_timeout,
+                timeout=self.timeout,
             )
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
@@ -223,7 +237,7 @@ class SessionStore:
             doomed = [m for m in members if _member_ref(m) == ref]
             if doomed:
                 await self.valkey.execute(
-                    "ZREM", self.index_key(user_id), *doomed, timeout=self.config.store_timeout
+                    "ZREM", self.index_key(user_id), *doomed, timeout=self.timeout
                 )
         except ValkeyError:
             self.report_event(
@@ -232,7 +246,7 @@ class SessionStore:
 
     async def _index_members(self, user_id: str) -> list[bytes]:
         members: list[bytes] = await self.valkey.execute(
-            "ZRANGE", self.index_key(user_id), 0, -1, timeout=self.config.store_timeout
+            "ZRANGE", self.index_key(user_id), 0, -1, timeout=self.timeout
         )
         return members
 
@@ -276,7 +290,7 @@ class SessionStore:
         meta, expires = await self.valkey.pipeline(
             [("HMGET", key, "@c", "@a", "@u"), ("PEXPIRETIME", key)],
             idempotent=True,
-            timeout=self.config.store_timeout,
+            timeout=self.timeout,
         )
         if meta[0] is None or meta[1] is None:
             return None
@@ -292,11 +306,9 @@ class SessionStore:
                 return False
             ref = _member_ref(chosen[0])
             assert ref is not None
-            deleted = await self.valkey.execute(
-                "DEL", self.key(ref), timeout=self.config.store_timeout
-            )
+            deleted = await self.valkey.execute("DEL", self.key(ref), timeout=self.timeout)
             await self.valkey.execute(
-                "ZREM", self.index_key(user_id), *chosen, timeout=self.config.store_timeout
+                "ZREM", self.index_key(user_id), *chosen, timeout=self.timeout
             )
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
@@ -308,7 +320,7 @@ class SessionStore:
         Entries whose session does not exist and were added within ``INDEX_GRACE_MS`` stay:
         they may belong to a login between its two steps, which must stay revocable.
         """
-        timeout = self.config.store_timeout
+        timeout = self.timeout
         try:
             members = await self._index_members(user_id)
             refs = [_member_ref(m) for m in members]
@@ -343,7 +355,7 @@ class SessionStore:
             return
         try:
             await self.valkey.execute(
-                "ZREM", self.index_key(user_id), *members, timeout=self.config.store_timeout
+                "ZREM", self.index_key(user_id), *members, timeout=self.timeout
             )
         except ValkeyError:
             self.report_event("index_cleanup_failed", "could not prune a user's session index")
