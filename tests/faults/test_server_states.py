@@ -20,7 +20,7 @@ from redis.crc import key_slot
 from cachemw.valkey import BreakerState, Script, Valkey, ValkeyUnavailable
 from cachemw.valkey.embedded import EmbeddedCluster, EmbeddedValkey, command
 from tests.conftest import make_settings
-from tests.faults.budgets import SLACK, Stopwatch
+from tests.faults.budgets import SLACK, WARM_UP_BUDGET, Stopwatch
 
 WRITE_SCRIPT = Script("test_faults_write", source="return redis.call('SET', KEYS[1], ARGV[1])")
 CLIENT_PATHS = pytest.mark.parametrize(
@@ -192,7 +192,7 @@ async def test_clusterdown_is_unavailable_and_recovers(
     port = one_node_cluster.nodes[0].port
     async with Valkey(make_settings(one_node_cluster.url, command_timeout=budget)) as valkey:
         key = valkey.keyspace.key_for("faults", b"clusterdown")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         slot = key_slot(key.encode())
         removed = slot if which == "own slot" else (slot + 1) % 16384
         command(port, "CLUSTER", "DELSLOTS", removed)

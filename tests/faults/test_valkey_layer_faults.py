@@ -18,7 +18,7 @@ from cachemw.valkey import (
     ValkeyUnavailable,
     digest,
 )
-from tests.faults.budgets import SLACK, Stopwatch, fault_settings
+from tests.faults.budgets import SLACK, WARM_UP_BUDGET, Stopwatch, fault_settings
 from tests.support.proxied import Proxied
 
 BIG_VALUE = b"v" * 200_000
@@ -57,7 +57,7 @@ async def test_black_holed_server_fails_within_command_budget_and_opens_breaker(
         fault_settings(proxied, command_timeout=budget, breaker_failure_threshold=3)
     ) as valkey:
         key = key_of(valkey, "hole")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         proxied.black_hole()
         for _ in range(3):
             with Stopwatch() as watch, pytest.raises(ValkeyUnavailable):
@@ -111,7 +111,7 @@ async def test_failed_probe_reopens_breaker_while_server_is_still_black_holed(
         )
     ) as valkey:
         key = key_of(valkey, "probe")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         proxied.black_hole()
         with pytest.raises(ValkeyUnavailable):
             await valkey.execute("GET", key)
@@ -136,7 +136,7 @@ async def test_half_open_breaker_lets_one_probe_through_and_fails_the_rest_fast(
         )
     ) as valkey:
         key = key_of(valkey, "one-probe")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         proxied.black_hole()
         with pytest.raises(ValkeyUnavailable):
             await valkey.execute("GET", key)
@@ -154,7 +154,7 @@ async def test_refused_connections_fail_fast(proxied: Proxied) -> None:
     budget = 2.0
     async with Valkey(fault_settings(proxied, command_timeout=budget)) as valkey:
         key = key_of(valkey, "refused")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         proxied.refuse_connections()
         with Stopwatch() as watch, pytest.raises(ValkeyUnavailable):
             await valkey.execute("GET", key)
@@ -194,7 +194,7 @@ async def test_slow_server_over_budget_times_out_within_budget(proxied: Proxied)
     budget = 0.15
     async with Valkey(fault_settings(proxied, command_timeout=budget)) as valkey:
         key = key_of(valkey, "slow")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         proxied.add_latency(0.6)
         with Stopwatch() as watch, pytest.raises(ValkeyUnavailable):
             await valkey.execute("GET", key)
@@ -305,7 +305,7 @@ async def test_idempotent_read_gives_up_after_bounded_retries_within_budget(
     budget = 1.0
     async with Valkey(fault_settings(proxied, command_timeout=budget, retries=1)) as valkey:
         key = key_of(valkey, "gives-up")
-        await valkey.execute("SET", key, b"v")
+        await valkey.execute("SET", key, b"v", timeout=WARM_UP_BUDGET)  # set-up, not under test
         await warm_up(valkey, key)
         calls_before = proxied.command_calls("get")
         proxied.proxy_for_key(key).drop_replies()
