@@ -110,7 +110,7 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
                 return
         except (OSError, RuntimeError, ConnectionError) as exc:
             last_error = exc
-        time.sleep(0.02)
+        time.sleep(0.02)  # blocking on purpose: start-up helper, never run on an event loop
     raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error})")
 
 
