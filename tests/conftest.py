@@ -6,6 +6,7 @@ Every test that takes ``valkey_url`` or ``valkey`` runs twice, once per ``[stand
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -78,6 +79,28 @@ def private_server() -> Iterator[EmbeddedValkey]:
         yield server
     finally:
         server.cleanup()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what imports and collection built: full collections then skip it."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _no_garbage_collection_inside_a_test() -> Iterator[None]:
+    """Collect cyclic garbage between tests, never inside one.
+
+    A full collection scans the suite's whole heap: measured at up to 1.8 s late in a run on
+    a loaded 2-core machine. One landing inside a fault test's timed call looks exactly like
+    a blown time budget, so the collector only runs between tests.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(1)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
