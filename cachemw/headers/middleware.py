@@ -37,6 +37,7 @@ from cachemw.http.validators import (
     RequestConditions,
     entity_tag_value_for_body,
     evaluate_preconditions,
+    has_conditional_fields,
     parse_entity_tag,
 )
 from cachemw.http.vary import merge_vary
@@ -135,7 +136,13 @@ class HeadersMiddleware:
             return
         responder = _Responder(self, scope, send)
         scope[RESPONSE_DIRECTIVES_SCOPE_KEY] = responder
-        await self.app(scope, receive, responder.send)
+        try:
+            await self.app(scope, receive, responder.send)
+        finally:
+            # The scope holds the responder and the responder the scope: without this,
+            # every request would leave a cycle (the scope and all it references) for the
+            # garbage collector, which costs more than everything else here.
+            scope.pop(RESPONSE_DIRECTIVES_SCOPE_KEY, None)
 
 
 class _Responder(ResponseDirectives):
@@ -150,6 +157,7 @@ class _Responder(ResponseDirectives):
         "etag_value",
         "headers",
         "last_modified_value",
+        "no_conditions",
         "scope",
         "start",
         "state",
@@ -161,6 +169,8 @@ class _Responder(ResponseDirectives):
         self.scope = scope
         self.downstream = downstream
         self.state = _AWAIT_START
+        # Decided in C before the app runs: most requests carry no If-* field at all.
+        self.no_conditions = not config.conditional or not has_conditional_fields(scope["headers"])
 
     async def send(self, message: Message) -> None:
         # The decisions are synchronous; this is the only place that awaits downstream.
@@ -176,15 +186,16 @@ class _Responder(ResponseDirectives):
             else:
                 outgoing = (message,)
         elif message["type"] == "http.response.body":
-            outgoing = self._on_buffered_body(message)
+            if self.chunks or message.get("more_body", False):
+                outgoing = self._on_buffered_body(message)
+            else:  # the common case: the whole body in one message
+                outgoing = self._tag_and_release(message.get("body", b""), message)
         else:  # e.g. http.response.pathsend: nothing more to buffer
             outgoing = (*self._release(more_body=True if self.chunks else None), message)
         for outgoing_message in outgoing:
             await self.downstream(outgoing_message)
 
     def _route_policy(self) -> CachePolicy | None:
-        if self.policy is not None:
-            return self.policy
         endpoint = self.scope.get("endpoint")
         if endpoint is not None:
             policy: CachePolicy | None = getattr(endpoint, ROUTE_POLICY_ATTRIBUTE, None)
@@ -195,7 +206,7 @@ class _Responder(ResponseDirectives):
 
     def _on_start(self, message: Message) -> tuple[Message, ...]:
         status: int = message["status"]
-        policy = self._route_policy()
+        policy = self.policy or self._route_policy()
         if policy is not None and not policy_applies_to_status(policy, status):
             policy = None
         is_tagged_status = (
@@ -277,8 +288,6 @@ class _Responder(ResponseDirectives):
     def _on_buffered_body(self, message: Message) -> tuple[Message, ...]:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
-        if not more_body and not self.chunks:
-            return self._tag_and_release(body)
         self.chunks.append(body)
         self.body_size += len(body)
         # Without a Content-Length, only a body that arrives complete is tagged: holding
@@ -289,8 +298,9 @@ class _Responder(ResponseDirectives):
             return ()
         return self._tag_and_release(b"".join(self.chunks))
 
-    def _tag_and_release(self, body: bytes) -> tuple[Message, ...]:
-        self.chunks = [body]
+    def _tag_and_release(self, body: bytes, last: Message | None = None) -> tuple[Message, ...]:
+        """Tag the complete body and release it; `last` is the app's own final body
+        message when it carried the whole body, forwarded as it is."""
         # A length mismatch is e.g. HEAD answered without its body: nothing to digest.
         if self.content_length is None or self.content_length == len(body):
             etag_value = entity_tag_value_for_body(body)
@@ -298,14 +308,24 @@ class _Responder(ResponseDirectives):
                 etag_value = _WEAK_PREFIX + etag_value
             self.etag_value = etag_value
             self.headers.append((b"etag", etag_value))
-        return self._release(more_body=False)
+        if last is not None and self.no_conditions:
+            # The common case, without a call more: nothing to evaluate, the app's message
+            # carries the whole body.
+            self.state = _PASS_THROUGH
+            start = self.start
+            start["headers"] = self.headers
+            return (start, last)
+        self.chunks = [body]
+        return self._release(more_body=False, last=last)
 
-    def _release(self, *, more_body: bool | None) -> tuple[Message, ...]:
+    def _release(
+        self, *, more_body: bool | None, last: Message | None = None
+    ) -> tuple[Message, ...]:
         """Answer the preconditions, else send the start and any held-back body.
 
         more_body None: no body was held back; the app's body messages follow as they come.
         """
-        if self.config.conditional:
+        if not self.no_conditions:
             conditions = RequestConditions.from_headers(self.scope["headers"])
             if conditions is not None:
                 outcome = self._precondition_outcome(conditions)
@@ -316,6 +336,9 @@ class _Responder(ResponseDirectives):
         start["headers"] = self.headers
         if more_body is None:
             return (start,)
+        if last is not None:
+            self.chunks = []
+            return (start, last)
         chunks = self.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self.chunks = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cachemw.http.dates import parse_http_date
@@ -24,6 +24,7 @@ __all__ = [
     "entity_tag_value_for_body",
     "evaluate_preconditions",
     "format_entity_tag_list",
+    "has_conditional_fields",
     "if_match_passes",
     "if_modified_since_passes",
     "if_none_match_passes",
@@ -178,6 +179,11 @@ def format_entity_tag_list(tags: EntityTagList) -> bytes:
     return b", ".join(tag.to_bytes() for tag in tags.tags)
 
 
+def has_conditional_fields(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """Whether a raw ASGI header list has any If-* precondition field (decided in C)."""
+    return not _CONDITIONAL_FIELDS.isdisjoint(map(_field_name, headers))
+
+
 def entity_tag_value_for_body(body: bytes | bytearray | memoryview) -> bytes:
     """A strong ETag field value (``"<32 hex>"``) from a digest of the exact body bytes.
 
@@ -234,9 +240,7 @@ class RequestConditions:
     @classmethod
     def from_headers(cls, headers: Iterable[tuple[bytes, bytes]]) -> RequestConditions | None:
         """Parse a raw ASGI request header list (lower-case names); None if it has none."""
-        if isinstance(headers, list | tuple) and _CONDITIONAL_FIELDS.isdisjoint(
-            map(_field_name, headers)
-        ):
+        if isinstance(headers, list | tuple) and not has_conditional_fields(headers):
             return None  # the common case, decided in C on every request
         if_match: list[bytes] = []
         if_none_match: list[bytes] = []
