@@ -31,13 +31,33 @@ _SUBSCRIBE_TIMEOUT = 0.25
 
 
 class Flight:
-    """One in-process flight: the future waiters await, and whether it went to the app."""
+    """One in-process flight: the future waiters await, and whether it went to the app.
 
-    __slots__ = ("filled", "future")
+    The future is made by the first follower: most flights (every plain hit) have none,
+    and a future per request is measurable on the hit path.
+    """
 
-    def __init__(self, future: asyncio.Future[Outcome]) -> None:
-        self.future = future
+    __slots__ = ("_future", "_landed", "_outcome", "filled")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[Outcome] | None = None
+        self._landed = False
+        self._outcome: Outcome = None
         self.filled = False
+
+    @property
+    def future(self) -> asyncio.Future[Outcome]:
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+            if self._landed:  # a follower late to a flight still gets its outcome
+                self._future.set_result(self._outcome)
+        return self._future
+
+    def land(self, outcome: Outcome) -> None:
+        self._landed, self._outcome = True, outcome
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(outcome)
 
 
 class FillCoordinator:
@@ -56,14 +76,13 @@ class FillCoordinator:
 
     def lead(self, flight_key: str) -> Flight:
         """Become this process's leader for ``flight_key``; always call :meth:`land`."""
-        flight = Flight(asyncio.get_running_loop().create_future())
+        flight = Flight()
         self._flights[flight_key] = flight
         return flight
 
     def land(self, flight_key: str, flight: Flight, outcome: Outcome) -> None:
         """Hand ``outcome`` to every waiter of the flight and end it."""
-        if not flight.future.done():
-            flight.future.set_result(outcome)
+        flight.land(outcome)
         if self._flights.get(flight_key) is flight:
             del self._flights[flight_key]
 

@@ -19,7 +19,7 @@ from cachemw.cache.entry import CachedResponse, EntryCodec
 from cachemw.cache.fill import Fill
 from cachemw.cache.invalidation import keys_invalidated_by
 from cachemw.cache.near import NearCache
-from cachemw.cache.request import CacheRequest, field_kinds
+from cachemw.cache.request import CacheRequest, KeyMemo, field_kinds
 from cachemw.cache.responder import CacheResponder, Found
 from cachemw.cache.settings import CacheSettings
 from cachemw.cache.store import FEATURE, CacheStore, Lookup
@@ -28,7 +28,7 @@ from cachemw.http.cache_status import ForwardReason, format_cache_status
 from cachemw.http.dates import parse_http_date
 from cachemw.http.freshness import (
     ServeDecision,
-    current_age,
+    corrected_initial_age,
     freshness_lifetime,
     retention_seconds,
     serve_decision,
@@ -115,6 +115,9 @@ class CacheMiddleware:
         self._vary_specs: dict[str, bytes] = {}
         self._spec_names: dict[bytes, tuple[str, ...]] = {}
         self._cache_controls: dict[bytes, CacheControl] = {}
+        self._initial_ages: dict[tuple[bytes | None, bytes | None, float, float], float] = {}
+        self.primary_keys: KeyMemo = {}
+        self.hit_status_prefix = format_cache_status(cache_name=settings.cache_name, hit=True)
         self._background: set[asyncio.Task[None]] = set()
         self._refreshing: set[str] = set()
 
@@ -173,13 +176,21 @@ class CacheMiddleware:
         return parsed
 
     def age(self, entry: CachedResponse, now: float) -> float:
-        return current_age(
-            age_header=entry.age,
-            date_header=entry.date,
-            request_time=entry.request_time,
-            response_time=entry.response_time,
-            now=now,
-        )
+        """Current age (RFC 9111 §4.2.3). The corrected initial age depends on the entry
+        alone, so it is computed once per stored response, not parsed again on every hit."""
+        facts = (entry.age, entry.date, entry.request_time, entry.response_time)
+        initial = self._initial_ages.get(facts)
+        if initial is None:
+            initial = corrected_initial_age(
+                age_header=entry.age,
+                date_header=entry.date,
+                request_time=entry.request_time,
+                response_time=entry.response_time,
+            )
+            if len(self._initial_ages) >= _MEMO_LIMIT:
+                self._initial_ages.clear()
+            self._initial_ages[facts] = initial
+        return initial + max(0.0, now - entry.response_time)
 
     def lifetime(self, entry: CachedResponse, response_cc: CacheControl) -> float:
         return freshness_lifetime(

@@ -91,13 +91,21 @@ def field_kinds(settings: CacheSettings) -> dict[bytes, int]:
     return kinds
 
 
+KeyMemo = dict[tuple[str, str, bytes, str, bytes, bytes], str]
+KEY_MEMO_LIMIT = 4096
+
+
 def analyse_request(
-    scope: Mapping[str, Any], settings: CacheSettings, kinds: dict[bytes, int]
+    scope: Mapping[str, Any],
+    settings: CacheSettings,
+    kinds: dict[bytes, int],
+    key_memo: KeyMemo | None = None,
 ) -> CacheRequest:
     """Read the request's cache-relevant facts; never raises on hostile input.
 
     ``kinds`` is :func:`field_kinds` of ``settings`` (built once per middleware). ASGI
-    gives lower-case field names.
+    gives lower-case field names. ``key_memo`` (one per middleware, bounded here) keeps
+    recent primary keys: a hot URL's key is a dict lookup, not a digest, on every hit.
     """
     method: str = scope["method"]
     headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -159,15 +167,25 @@ def analyse_request(
         bypass = "url-too-long"
     primary_key = ""
     if bypass is None:
-        primary_key = primary_cache_key(
-            method=method,
-            scheme=scheme,
-            host=host,
-            root_path=str(scope.get("root_path", "")),
-            raw_path=raw_path,
-            query_string=query,
-            normalize_query=settings.normalize_query,
-        ).decode("ascii")
+        root_path = str(scope.get("root_path", ""))
+        facts = (method, scheme, host, root_path, raw_path, query)
+        memoized = None if key_memo is None else key_memo.get(facts)
+        if memoized is not None:
+            primary_key = memoized
+        else:
+            primary_key = primary_cache_key(
+                method=method,
+                scheme=scheme,
+                host=host,
+                root_path=root_path,
+                raw_path=raw_path,
+                query_string=query,
+                normalize_query=settings.normalize_query,
+            ).decode("ascii")
+            if key_memo is not None:
+                if len(key_memo) >= KEY_MEMO_LIMIT:
+                    key_memo.clear()
+                key_memo[facts] = primary_key
     return CacheRequest(
         method=method,
         headers=headers,

@@ -21,7 +21,7 @@ from cachemw.cache.entry import CachedResponse
 from cachemw.cache.fill import Fill
 from cachemw.cache.request import CacheRequest, analyse_request
 from cachemw.cache.store import Lookup
-from cachemw.http.cache_status import ForwardReason, format_cache_status
+from cachemw.http.cache_status import ForwardReason, format_cache_status, format_hit_status
 from cachemw.http.freshness import ServeAction, ServeDecision
 from cachemw.valkey import ValkeyError
 
@@ -64,7 +64,9 @@ class CacheResponder:
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.request: CacheRequest = analyse_request(scope, cache.settings, cache.field_kinds)
+        self.request: CacheRequest = analyse_request(
+            scope, cache.settings, cache.field_kinds, cache.primary_keys
+        )
         self.retried = False
 
     def participates(self) -> bool:
@@ -211,9 +213,12 @@ class CacheResponder:
             cache.count("hit")
             if self.should_refresh_early(entry, decision):
                 cache.spawn_refresh(self.scope, request, found, entry)
-        status = format_cache_status(
-            cache_name=cache.settings.cache_name, hit=True, ttl=decision.ttl, detail=detail
-        )
+        if detail is None:
+            status = format_hit_status(cache.hit_status_prefix, decision.ttl)
+        else:
+            status = format_cache_status(
+                cache_name=cache.settings.cache_name, hit=True, ttl=decision.ttl, detail=detail
+            )
         await cache.serve_entry(request, entry, self.send, now=now, cache_status=status, age=age)
 
     def should_refresh_early(self, entry: CachedResponse, decision: ServeDecision) -> bool:

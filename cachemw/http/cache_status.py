@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from cachemw.http.cache_control import is_token
 
-__all__ = ["ForwardReason", "format_cache_status"]
+__all__ = ["ForwardReason", "format_cache_status", "format_hit_status"]
 
 
 class ForwardReason(StrEnum):
@@ -72,3 +72,9 @@ def format_cache_status(
     if detail:
         parts.append(b"detail=" + _detail(detail))
     return b"; ".join(parts)
+
+
+def format_hit_status(hit_prefix: bytes, ttl: float) -> bytes:
+    """``format_cache_status(cache_name=..., hit=True, ttl=ttl)`` from ``hit_prefix``, that
+    call's value without ttl, made once: a plain hit's member, built on every hit."""
+    return b"%b; ttl=%d" % (hit_prefix, _sf_integer(ttl))

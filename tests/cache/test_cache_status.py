@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cachemw.http.cache_status import ForwardReason, format_cache_status
+from cachemw.http.cache_status import ForwardReason, format_cache_status, format_hit_status
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,10 @@ def test_cache_status_member_is_formatted_per_rfc_9211(
 def test_cache_status_ttl_is_bounded_to_an_sf_integer() -> None:
     assert format_cache_status(hit=True, ttl=1e30) == b"cachemw; hit; ttl=999999999999999"
     assert format_cache_status(hit=True, ttl=float("nan")) == b"cachemw; hit; ttl=0"
+
+
+@pytest.mark.parametrize("ttl", [0, 0.9, 59.99, -3.5, 1e20, float("nan"), float("-inf")])
+@pytest.mark.parametrize("name", ["cachemw", "edge-1"])
+def test_hit_status_fast_path_equals_the_full_formatter(name: str, ttl: float) -> None:
+    prefix = format_cache_status(cache_name=name, hit=True)
+    assert format_hit_status(prefix, ttl) == format_cache_status(cache_name=name, hit=True, ttl=ttl)

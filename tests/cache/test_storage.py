@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from cachemw.cache import CacheSettings, RouteCache
-from cachemw.valkey import Valkey
+from cachemw.cache.store import FEATURE, CacheStore
+from cachemw.valkey import Valkey, ValkeySettings
+from cachemw.valkey.keyspace import digest
 from tests.cache.conftest import CacheHarness, build_harness, commands_processed
 
 
@@ -211,3 +213,14 @@ async def test_surrogate_control_never_reaches_the_client(h: CacheHarness) -> No
     assert "surrogate-control" not in miss.headers
     assert "surrogate-control" not in hit.headers
     assert "hit" in hit.headers["cache-status"]
+
+
+@pytest.mark.parametrize("prefix", ["cachemw", "shop.v2-eu"])
+def test_entry_and_lock_keys_follow_the_keyspace_naming(prefix: str) -> None:
+    valkey = Valkey(ValkeySettings(url="redis://127.0.0.1:1/0", key_prefix=prefix))
+    store = CacheStore(valkey)
+    primary, variant = digest(b"GET https://shop.example/"), digest(b"variant")
+    assert store.hash_key(primary) == valkey.keyspace.key(FEATURE, primary)
+    assert store.lock_key(primary, variant) == valkey.keyspace.key(
+        FEATURE, primary, "lock", variant
+    )
