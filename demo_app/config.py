@@ -26,13 +26,15 @@ class DemoConfig:
     evicted, sessions and rate-limit counters (``noeviction``, while the cache instance runs
     ``allkeys-lfu``); ``sessions``: the session settings; ``database``: an SQLite path (in
     memory by default); ``read_delay``: seconds each product read sleeps, so the cache's
-    effect is visible."""
+    effect is visible; ``freeze_after_startup``: ``gc.freeze()`` once started (README,
+    "Production settings")."""
 
     valkey: ValkeySettings = field(default_factory=ValkeySettings)
     state_valkey: ValkeySettings | None = None
     sessions: SessionConfig = DEMO_SESSIONS
     database: str = ":memory:"
     read_delay: float = DEFAULT_READ_DELAY
+    freeze_after_startup: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.valkey, ValkeySettings):

@@ -34,6 +34,8 @@ def patient_config(valkey_url: str, **overrides: Any) -> DemoConfig:
         "valkey": make_settings(valkey_url),
         "sessions": replace(DEMO_SESSIONS, store_timeout=2.0),
         "read_delay": 0,
+        # A full collection per test would cost seconds late in a suite; tested on its own.
+        "freeze_after_startup": False,
     }
     values.update(overrides)
     return DemoConfig(**values)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from dataclasses import replace
 
 import pytest
 
 from demo_app.config import DEMO_SESSIONS, DemoConfig
 from demo_app.db import ProductChanges, ShopDatabase
 from demo_app.observability import cache_outcome
+from tests.demo.server import in_process, patient_config
 
 
 @pytest.mark.parametrize(
@@ -86,3 +89,15 @@ async def test_reads_take_the_documented_artificial_delay() -> None:
         assert time.perf_counter() - started >= 0.03
     finally:
         db.close()
+
+
+async def test_started_demo_freezes_what_start_up_built(standalone_url: str) -> None:
+    gc.unfreeze()
+    config = replace(patient_config(standalone_url), freeze_after_startup=True)
+    try:
+        async with in_process(config) as (_, client):
+            assert gc.get_freeze_count() > 0  # start-up objects no full collection walks
+            assert (await client.get("/")).status_code == 200
+    finally:
+        gc.unfreeze()
+        gc.freeze()  # as the suite left it (tests/conftest.py freezes after collection)
