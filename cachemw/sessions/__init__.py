@@ -25,6 +25,8 @@ Rules worth knowing:
   per-user index, never SCAN.
 * Fails closed: a store outage on a route that loads the session answers 503
   ``application/problem+json`` with ``Retry-After``; other routes are unaffected.
+* ``SessionConfig(logout_replicas=1)``: a logout is acknowledged only once a replica holds
+  it (``WAIT``), so a failover cannot bring the session back; otherwise 503.
 * WebSocket scopes pass through without a session.
 """
 
@@ -33,6 +35,7 @@ from cachemw.sessions.errors import (
     SessionDataError,
     SessionError,
     SessionNotLoaded,
+    SessionNotReplicated,
     SessionStoreUnavailable,
     SessionTooLarge,
 )
@@ -49,6 +52,7 @@ __all__ = [
     "SessionInfo",
     "SessionMiddleware",
     "SessionNotLoaded",
+    "SessionNotReplicated",
     "SessionStore",
     "SessionStoreUnavailable",
     "SessionTooLarge",

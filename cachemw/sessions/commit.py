@@ -3,7 +3,8 @@ headers the response needs. Called by the middleware just before ``http.response
 
 Round trips: an update is one EVALSHA; a create or rotation is one EVALSHA, plus one to the
 user's index when a user is bound (index first, see :mod:`cachemw.sessions.store`); a logout
-is one DEL, plus one index clean-up for a bound session.
+is one DEL, plus one index clean-up for a bound session. With ``logout_replicas`` a logout
+and a rotation cost one more round trip each (WAIT, see :mod:`cachemw.sessions.replication`).
 """
 
 from __future__ import annotations

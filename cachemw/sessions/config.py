@@ -91,6 +91,16 @@ class SessionConfig:
     ``store_timeout`` is the Valkey budget of a session call; ``None`` (the default) means
     the client's ``command_timeout`` but at least 250 ms. Sessions fail closed, so they are
     more patient than the cache's 50 ms: a momentary stall should cost latency, not a 503.
+
+    ``logout_replicas`` makes deletions durable across a failover. Valkey replicates
+    asynchronously, so a logout the primary ran can still be missing on the replica promoted
+    when that primary dies a moment later, bringing the session back. With ``N > 0`` every
+    deletion (``destroy()``, the old id of a ``rotate()``, :meth:`SessionStore.revoke_session`,
+    :meth:`SessionStore.revoke_user_sessions`) also waits, within ``store_timeout``, until
+    ``N`` replicas hold it (``WAIT``); if fewer confirm, it is not acknowledged: the request
+    answers 503 (the cookie is still cleared) and the revoke methods raise. The cost is one
+    more round trip plus the replica lag on those requests only; with fewer than ``N``
+    reachable replicas they all answer 503.
     """
 
     cookie: SessionCookie = field(default_factory=SessionCookie)
@@ -102,6 +112,7 @@ class SessionConfig:
     clear_site_data: tuple[str, ...] = ()
     retry_after: int = 1
     store_timeout: float | None = None
+    logout_replicas: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.cookie, SessionCookie):
@@ -135,6 +146,12 @@ class SessionConfig:
         if self.store_timeout is not None and not 0 < self.store_timeout <= 60:
             raise ValueError(
                 f"store_timeout must be > 0 and <= 60 seconds or None, got {self.store_timeout!r}"
+            )
+        replicas = self.logout_replicas
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 64:
+            raise ValueError(
+                f"logout_replicas must be an int from 0 (do not wait) to 64 replicas, "
+                f"got {replicas!r}"
             )
 
     @property

@@ -1,4 +1,5 @@
-"""Exceptions of the sessions feature. The middleware turns the first two into responses."""
+"""Exceptions of the sessions feature. The middleware turns the store errors and
+``SessionTooLarge`` into responses."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ __all__ = [
     "SessionDataError",
     "SessionError",
     "SessionNotLoaded",
+    "SessionNotReplicated",
     "SessionStoreUnavailable",
     "SessionTooLarge",
 ]
@@ -18,6 +20,13 @@ class SessionError(Exception):
 class SessionStoreUnavailable(SessionError):
     """Valkey could not load or save the session: the middleware answers 503 (fail closed),
     never a silently empty session that a later write would save over the real one."""
+
+
+class SessionNotReplicated(SessionStoreUnavailable):
+    """A deletion (logout, rotation, revocation) ran on the primary, but fewer replicas than
+    ``SessionConfig.logout_replicas`` confirmed it in time: a failover could still bring the
+    session back, so it is not acknowledged. The middleware answers 503 and clears the
+    cookie anyway (the primary no longer has the session)."""
 
 
 class SessionTooLarge(SessionError, ValueError):

@@ -8,7 +8,9 @@ fields are written (see :mod:`cachemw.sessions.commit`) and the response gets:
 * ``Cache-Control: no-store`` whenever it sets or clears the cookie (RFC 9111 §5.2.2.5;
   OWASP), replacing whatever the app said, so no cache ever stores a session cookie;
 * on store trouble, ``503`` ``application/problem+json`` (RFC 9457) with ``Retry-After``
-  instead of a response built on a session that could not be read or saved.
+  instead of a response built on a session that could not be read or saved. A logout or
+  rotation the primary ran but too few replicas confirmed (``logout_replicas``) also
+  answers 503, and still clears the cookie: the primary no longer has that session.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from typing import Any
 from cachemw.http.vary import merge_vary
 from cachemw.sessions import session as states
 from cachemw.sessions.commit import ResponseEffects, commit_session
-from cachemw.sessions.errors import SessionError, SessionStoreUnavailable, SessionTooLarge
+from cachemw.sessions.errors import (
+    SessionError,
+    SessionNotReplicated,
+    SessionStoreUnavailable,
+    SessionTooLarge,
+)
 from cachemw.sessions.session import Session, SessionContext
 from cachemw.sessions.store import SessionStore
 
@@ -154,18 +161,24 @@ class _Responder:
         try:
             effects = await commit_session(session)
         except (SessionStoreUnavailable, SessionTooLarge) as exc:
-            await self.send_problem(exc)
+            # Only this request's own deletion clears its cookie (never a revoke_* call the
+            # app made for other sessions, which reaches __call__ instead).
+            clear = isinstance(exc, SessionNotReplicated) and session._cookie_present
+            await self.send_problem(exc, clear_cookie=clear)
             self.replaced = True
             return
         self.started = True
         headers = self.middleware.response_headers(list(message["headers"]), effects)
         await self.downstream({**message, "headers": headers})
 
-    async def send_problem(self, exc: SessionError) -> None:
+    async def send_problem(self, exc: SessionError, *, clear_cookie: bool = False) -> None:
         middleware = self.middleware
         start, body = (
             middleware._too_large if isinstance(exc, SessionTooLarge) else middleware._unavailable
         )
+        if clear_cookie:
+            clear = (b"set-cookie", middleware._context.codec.clear_cookie)
+            start = {**start, "headers": [*start["headers"], clear]}
         self.started = True
         await self.downstream(start)
         await self.downstream(body)

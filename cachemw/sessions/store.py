@@ -30,6 +30,7 @@ from cachemw.metrics import Metrics
 from cachemw.sessions.config import SessionConfig
 from cachemw.sessions.errors import SessionStoreUnavailable
 from cachemw.sessions.ids import SessionRef
+from cachemw.sessions.replication import DeletionReplication
 from cachemw.valkey import Script, Valkey, ValkeyCommandError, ValkeyError
 
 __all__ = ["CommitOutcome", "CommitResult", "LoadedSession", "SessionInfo", "SessionStore"]
@@ -86,6 +87,7 @@ class SessionStore:
         "_logged",
         "_throttle_ms",
         "config",
+        "deletion_replication",
         "keyspace",
         "metrics",
         "timeout",
@@ -109,9 +111,13 @@ class SessionStore:
         if metrics is not None:
             metrics.describe(
                 "cachemw_session_events_total",
-                "Session events: write_dropped, corrupt_session, index_cleanup_failed",
+                "Session events: write_dropped, corrupt_session, index_cleanup_failed, "
+                "deletion_not_replicated",
             )
         self._logged: set[str] = set()
+        self.deletion_replication = DeletionReplication(
+            valkey, replicas=self.config.logout_replicas, timeout=self.timeout, metrics=metrics
+        )
         # Script arguments computed once, not per request.
         self._idle_ms = self.config.idle_ms
         self._throttle_ms = self.config.refresh_throttle_ms
@@ -170,7 +176,8 @@ class SessionStore:
         deleted_fields: Sequence[bytes] = (),
     ) -> CommitResult:
         """Create, update or rotate one session (one EVALSHA, atomic and conditional on the
-        loaded generation)."""
+        loaded generation). A rotation deletes the old id: with ``logout_replicas`` it is
+        confirmed like :meth:`delete` (raising :class:`SessionNotReplicated`)."""
         config = self.config
         keys = [self.key(ref)] if new_ref is None else [self.key(ref), self.key(new_ref)]
         args: list[str | bytes | int] = [
@@ -195,16 +202,22 @@ class SessionStore:
             )
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
-        if reply[0] == CommitOutcome.WRITTEN:
-            return CommitResult(CommitOutcome.WRITTEN, int(reply[1]), int(reply[2]))
-        return CommitResult(int(reply[0]))
+        if reply[0] != CommitOutcome.WRITTEN:
+            return CommitResult(int(reply[0]))
+        if new_ref is not None:
+            await self.deletion_replication.confirm([ref])
+        return CommitResult(CommitOutcome.WRITTEN, int(reply[1]), int(reply[2]))
 
     async def delete(self, ref: SessionRef) -> None:
-        """Server-side logout (one DEL). Idempotent."""
+        """Server-side logout (one DEL, plus one WAIT with ``logout_replicas``). Idempotent.
+
+        Raises :class:`SessionNotReplicated` when too few replicas confirm it in time.
+        """
         try:
             await self.valkey.execute("DEL", self.key(ref), timeout=self.timeout)
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
+        await self.deletion_replication.confirm([ref])
 
     # -- the per-user index ---------------------------------------------------------------
 
@@ -297,7 +310,11 @@ class SessionStore:
         return meta, int(expires)
 
     async def revoke_session(self, user_id: str, handle: str) -> bool:
-        """Log out one of the user's sessions by its handle; False if it is not theirs."""
+        """Log out one of the user's sessions by its handle; False if it is not theirs.
+
+        Raises :class:`SessionNotReplicated` when ``logout_replicas`` replicas do not confirm
+        the deletion in time.
+        """
         try:
             wanted = SessionRef.from_handle(handle)
             members = await self._index_members(user_id) if wanted is not None else []
@@ -307,6 +324,8 @@ class SessionStore:
             ref = _member_ref(chosen[0])
             assert ref is not None
             deleted = await self.valkey.execute("DEL", self.key(ref), timeout=self.timeout)
+            # Confirmed before the index forgets it: a retry must still find the session.
+            await self.deletion_replication.confirm([ref])
             await self.valkey.execute(
                 "ZREM", self.index_key(user_id), *chosen, timeout=self.timeout
             )
@@ -318,7 +337,9 @@ class SessionStore:
         """ "Log out everywhere": deletes every session bound to ``user_id``; returns how many.
 
         Entries whose session does not exist and were added within ``INDEX_GRACE_MS`` stay:
-        they may belong to a login between its two steps, which must stay revocable.
+        they may belong to a login between its two steps, which must stay revocable. Raises
+        :class:`SessionNotReplicated` when ``logout_replicas`` replicas do not confirm the
+        deletions in time (the index is kept, so a retry deletes and confirms again).
         """
         timeout = self.timeout
         try:
@@ -338,6 +359,8 @@ class SessionStore:
                 )
         except ValkeyError as exc:
             raise SessionStoreUnavailable("the session store is unavailable") from exc
+        # Confirmed before the index is pruned: a retry must still find every session.
+        await self.deletion_replication.confirm(ref for ref in refs if ref is not None)
         now_ms = int(time.time() * 1000)
         done = iter(results)
         removable: list[bytes] = []

@@ -77,3 +77,14 @@ def test_middleware_without_a_session_store_fails_at_construction() -> None:
 
     with pytest.raises(ValueError, match="store"):
         SessionMiddleware(object(), store="redis://localhost")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("replicas", [-1, 65, 1.5, True, "1", None])
+def test_invalid_logout_replicas_fails_naming_the_setting(replicas: object) -> None:
+    with pytest.raises(ValueError, match="logout_replicas"):
+        SessionConfig(logout_replicas=replicas)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("replicas", [0, 1, 64])
+def test_logout_replicas_accepts_zero_to_sixty_four(replicas: int) -> None:
+    assert SessionConfig(logout_replicas=replicas).logout_replicas == replicas
