@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 
-.PHONY: install test lint typecheck pytest demo bench bench-quick conformance soak clean
+.PHONY: install test lint typecheck pytest demo bench bench-quick conformance soak soak-cluster clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ conformance: $(STAMP)
 # bench/SOAK.md. Not part of `make test`. 60 s by default (SOAK_SECONDS=N to change).
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
+
+soak-cluster: $(STAMP)
+	$(BIN)/python -m bench.soak --cluster $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

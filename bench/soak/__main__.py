@@ -1,5 +1,9 @@
-"""``python -m bench.soak [--seconds N] [--output PATH] [--valkey-timeout S]``: run the soak,
-write the report; exit status 1 when a promise did not hold."""
+"""``python -m bench.soak [--cluster] [--seconds N] [--output PATH] [--valkey-timeout S]``: run
+the soak, write the report; exit status 1 when a promise did not hold.
+
+Standalone (the default) restarts one Valkey halfway; ``--cluster`` runs on a three-primary
+Cluster with a replica each and kills one primary halfway (its replica takes over). Each
+writes its own section of the report and keeps the other's."""
 
 from __future__ import annotations
 
@@ -22,15 +26,15 @@ from bench.soak.app import LOGIN_LIMIT, SEARCH_LIMIT
 from bench.soak.catalog import Catalog
 from bench.soak.load import ALL_PRODUCTS, HOT_PRODUCTS, LoadShape, VirtualUsers
 from bench.soak.processes import UvicornServer, resident_kib
-from bench.soak.report import RssFigures, RunParameters, format_report, verdicts
+from bench.soak.report import RssFigures, RunParameters, format_report, merge_report, verdicts
 from bench.soak.samples import SoakRecord, WorkerStats
+from bench.soak.topology import RESTART_PAUSE, ClusterFailover, SoakValkey, soak_valkey
 from cachemw.valkey import ValkeySettings
-from cachemw.valkey.embedded import EmbeddedValkey, free_port
+from cachemw.valkey.embedded import free_port
 
 logger = logging.getLogger("bench.soak")
 
 WORKERS = 2
-RESTART_PAUSE = 2.0
 # The breaker probes again `breaker_reset_timeout` after it opened; one more second for the
 # probe and the pool to reconnect.
 BREAKER_GRACE = ValkeySettings().breaker_reset_timeout + 1.0
@@ -52,6 +56,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration (10..3600)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="run on a 3-primary Valkey Cluster with replicas and kill one primary halfway",
+    )
     parser.add_argument(
         "--valkey-timeout",
         type=float,
@@ -85,20 +94,14 @@ def _warm_up(base_url: str) -> set[int]:
     return workers
 
 
-async def _load(
-    server: UvicornServer, valkey: EmbeddedValkey, seconds: float, seed: int
-) -> SoakRecord:
+async def _load(server: UvicornServer, valkey: SoakValkey, seconds: float, seed: int) -> SoakRecord:
     record = SoakRecord()
     users = VirtualUsers(server.base_url, LoadShape(), record, seed)
 
     async def restart_valkey() -> None:
         await asyncio.sleep(seconds / 2 - RESTART_PAUSE / 2)
-        record.timeline.valkey_stopped = time.time()
-        await asyncio.to_thread(valkey.stop)
-        await asyncio.sleep(RESTART_PAUSE)
-        await asyncio.to_thread(valkey.start)
-        record.timeline.valkey_started = time.time()
-        logger.info("Valkey restarted on port %d", valkey.port)
+        await asyncio.to_thread(valkey.disrupt, record.timeline)
+        logger.info("Valkey (%s) serving again after the disruption", valkey.topology)
 
     record.timeline.load_started = time.time()
     restart = asyncio.create_task(restart_valkey())
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cachemw-soak-") as scratch:
         catalog = Catalog(Path(scratch) / "catalog.sqlite3")
         catalog.create(ALL_PRODUCTS)
-        valkey = EmbeddedValkey(port=free_port())
+        valkey = soak_valkey("cluster" if arguments.cluster else "standalone")
         server = UvicornServer(
             port=free_port(),
             workers=WORKERS,
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         valkey_url=valkey.url,
         app_url=server.base_url,
         restart_pause=RESTART_PAUSE,
+        topology=valkey.topology,
+        failover=valkey.failover if isinstance(valkey, ClusterFailover) else None,
         search_limit=SEARCH_LIMIT,
         login_limit=LOGIN_LIMIT,
         machine=f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -208,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         f"start of the load, {load_after} at its end",
         valkey_timeout=arguments.valkey_timeout,
     )
-    arguments.output.write_text(format_report(params, figures, rss))
+    existing = arguments.output.read_text() if arguments.output.exists() else ""
+    arguments.output.write_text(merge_report(existing, format_report(params, figures, rss)))
     checks = verdicts(figures, rss)
     for check in checks:
         print(f"{'ok  ' if check.holds else 'FAIL'} {check.promise}: {check.figure}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
 
 from bench.soak.samples import Admission, Sample, SoakRecord, Update
@@ -95,6 +95,10 @@ class SoakFigures:
     limits: list[LimitFigures]
     stale_reads_after_failed_invalidation: int
     stale_reads_other: int  # despite a successful invalidation of a newer version
+    # Seconds from the first newer update's acknowledgement to the last stale read of the
+    # version it replaced (failed invalidations only): s-maxage bounds it.
+    longest_stale_after_failed_invalidation: float = 0.0
+    no_answer: list[str] = field(default_factory=list)  # "kind at +t s ...", first ten
 
 
 def certain_overshoot(admissions: Sequence[Admission], limit: int, window: float) -> int:
@@ -200,7 +204,12 @@ def analyse(
         else:
             session_outside.append(label)
     hot = [s for s in samples if s.kind == "hot_read" and s.status == 200]
-    stale_failed, stale_other = _stale_reads(record)
+    stale_failed, stale_other, longest_stale = _stale_reads(record)
+    no_answer = [
+        f"{s.kind} at +{s.started - origin:.2f} s (gave up after {s.ended - s.started:.3f} s)"
+        for s in samples
+        if s.status == 0
+    ]
     return SoakFigures(
         seconds=timeline.load_ended - origin,
         requests=len(samples),
@@ -223,6 +232,8 @@ def analyse(
         ],
         stale_reads_after_failed_invalidation=stale_failed,
         stale_reads_other=stale_other,
+        longest_stale_after_failed_invalidation=longest_stale,
+        no_answer=no_answer[:10],
     )
 
 
@@ -266,7 +277,9 @@ def _worker_figures(record: SoakRecord) -> list[WorkerFigures]:
                 loop_stalls=len(stalls),
                 longest_stall=max((late for _, late in stalls), default=0.0),
                 stall_moments=[
-                    f"+{at - origin:.2f} s ({late * 1000:.0f} ms)" for at, late in longest
+                    # Signed: a stall during the warm-up comes before the load started.
+                    f"{at - origin:+.2f} s ({late * 1000:.0f} ms)"
+                    for at, late in longest
                 ],
             )
         )
@@ -312,14 +325,16 @@ def _session_figures(record: SoakRecord) -> SessionFigures:
     )
 
 
-def _stale_reads(record: SoakRecord) -> tuple[int, int]:
+def _stale_reads(record: SoakRecord) -> tuple[int, int, float]:
     """Reads that began after an update was acknowledged yet returned an older version:
-    (after failed invalidations only, others). A stale entry is expected while every update
-    newer than it failed to invalidate (the cache fails open; s-maxage bounds it)."""
+    (after failed invalidations only, others, the longest such staleness in seconds). A stale
+    entry is expected while every update newer than it failed to invalidate (the cache fails
+    open; s-maxage bounds it)."""
     updates: dict[int, list[Update]] = {}
     for update in record.updates:
         updates.setdefault(update.product_id, []).append(update)
     failed_only = other = 0
+    longest = 0.0
     for read in record.reads:
         newer = [
             u
@@ -332,4 +347,6 @@ def _stale_reads(record: SoakRecord) -> tuple[int, int]:
             other += 1
         else:
             failed_only += 1
-    return failed_only, other
+            first = min(u.acknowledged_at for u in newer)
+            longest = max(longest, read.started - first)
+    return failed_only, other, longest

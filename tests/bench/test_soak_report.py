@@ -16,7 +16,13 @@ from bench.soak.analysis import (
     analyse,
     certain_overshoot,
 )
-from bench.soak.report import RssFigures, RunParameters, format_report
+from bench.soak.report import (
+    CLUSTER_MARKER,
+    RssFigures,
+    RunParameters,
+    format_report,
+    merge_report,
+)
 from bench.soak.samples import (
     Admission,
     CartWrite,
@@ -26,6 +32,7 @@ from bench.soak.samples import (
     Timeline,
     Update,
 )
+from bench.soak.topology import FailoverRecord
 
 PARAMS = RunParameters(
     date="2026-11-25 11:00 UTC",
@@ -198,6 +205,90 @@ def test_a_worker_gone_at_the_end_fails_the_memory_promise() -> None:
     report = format_report(PARAMS, FIGURES, rss)
     assert "| 102 | 59.6 MiB | gone | ? |" in report
     assert "**Result: FAIL**" in report
+
+
+# -- Cluster wording and merging the two runs' parts of SOAK.md ------------------------------
+
+FAILOVER = FailoverRecord(killed_port=7001, slots="0-5460", promoted_port=7004, rejoined_after=36.2)
+CLUSTER_PARAMS = dataclasses.replace(PARAMS, topology="cluster", failover=FAILOVER)
+STANDALONE = format_report(PARAMS, FIGURES, RSS)
+CLUSTER = format_report(CLUSTER_PARAMS, FIGURES, RSS)
+
+
+def test_cluster_report_is_a_section_below_the_marker() -> None:
+    lines = CLUSTER.splitlines()
+    assert lines[0] == CLUSTER_MARKER
+    assert "## Cluster soak" in lines
+    assert "### Parameters" in lines
+    assert "## Parameters" not in lines
+    assert "# Soak" not in lines
+    assert CLUSTER_MARKER not in STANDALONE
+
+
+def test_cluster_report_describes_the_failover_not_a_restart() -> None:
+    assert (
+        "- failover: the primary on port 7001 (slots 0-5460) killed (SIGKILL) at +29.00 s; "
+        "its replica (port 7004) promoted and the cluster ok at +31.10 s; the killed node "
+        "started again 2 s later and a replica at +36.20 s; window for session 5xx: "
+        "+29.00 s to +34.10 s"
+    ) in CLUSTER
+    assert "- restart: Valkey stopped" not in CLUSTER
+
+
+@pytest.mark.parametrize(
+    "cluster_wording",
+    [
+        "Sessions live on in the promoted replica",
+        "fail closed while their slots have no primary",
+        "a third of the counters moved to the promoted replica",
+        "lives on in the promoted replica while the update's invalidation failed",
+    ],
+)
+def test_cluster_report_explains_what_a_failover_means(cluster_wording: str) -> None:
+    assert cluster_wording in CLUSTER
+    assert cluster_wording not in STANDALONE
+
+
+# Two tests, not one parametrised by topology: ids naming a topology would count in the
+# suite's "real Valkey servers" summary, and these use none.
+def test_standalone_report_merged_into_an_empty_file_is_the_file() -> None:
+    assert merge_report("", STANDALONE) == STANDALONE
+
+
+def test_cluster_report_merged_into_an_empty_file_is_the_file() -> None:
+    assert merge_report("", CLUSTER) == CLUSTER
+
+
+def test_cluster_report_goes_below_a_file_with_only_the_standalone_section() -> None:
+    merged = merge_report(STANDALONE, CLUSTER)
+    assert merged.startswith(STANDALONE)
+    assert merged[len(STANDALONE) :] == "\n" + CLUSTER  # one blank line between the parts
+
+
+def test_cluster_report_replaces_the_old_cluster_section_and_keeps_standalone_bytes() -> None:
+    old = format_report(
+        dataclasses.replace(CLUSTER_PARAMS, date="2026-11-01 09:00 UTC"), FIGURES, RSS
+    )
+    merged = merge_report(merge_report(STANDALONE, old), CLUSTER)
+    standalone_part, marker, cluster_part = merged.partition(CLUSTER_MARKER)
+    assert standalone_part == STANDALONE + "\n"
+    assert marker + cluster_part == CLUSTER
+    assert merged.count(CLUSTER_MARKER) == 1
+    assert "2026-11-01 09:00 UTC" not in merged
+
+
+def test_standalone_report_replaces_its_section_and_keeps_the_cluster_section() -> None:
+    old = format_report(dataclasses.replace(PARAMS, date="2026-11-01 09:00 UTC"), FIGURES, RSS)
+    merged = merge_report(merge_report(old, CLUSTER), STANDALONE)
+    assert merged.startswith(STANDALONE)
+    assert merged.endswith(CLUSTER)
+    assert "2026-11-01 09:00 UTC" not in merged
+
+
+def test_merging_the_same_report_again_changes_nothing() -> None:
+    both = merge_report(STANDALONE, CLUSTER)
+    assert merge_report(both, CLUSTER) == both
+    assert merge_report(both, STANDALONE) == both
 
 
 def _admissions(intervals: list[tuple[float, float]], *, checked: bool = True) -> list[Admission]:
