@@ -126,6 +126,8 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
              description="BASELINE: plain FastAPI endpoint returning a ~1 KB dict"),
     Scenario(name="plain_bytes", group="baseline", app=_S + "plain_bytes:app", quick=True,
              description="same document as pre-encoded bytes (the 'bytes out' floor)"),
+    Scenario(name="plain_asgi", group="baseline", app=_S + "plain_asgi:app", quick=True,
+             description="bare ASGI app sending the pre-encoded bytes (the server's floor)"),
     # --- cachemw --------------------------------------------------------------------------
     Scenario(name="cachemw_cache_hit", group="cachemw", app=_S + "cachemw_cache:app",
              needs_valkey=True, expect_header=("cache-status", "hit"), design_commands=1,
