@@ -47,6 +47,8 @@ from bench.valkey_stats import ValkeyStats
 from cachemw.valkey.embedded import EmbeddedValkey
 
 _REDIS_SCHEMES = {"valkey://": "redis://", "valkeys://": "rediss://"}
+# Hand-written: what profiling found and what each change bought; copied into RESULTS.md.
+PROFILING_NOTES = BENCH_DIR / "PROFILING.md"
 
 
 def resolve_generator(requested: str) -> str:
@@ -232,6 +234,7 @@ def run(settings: BenchSettings) -> int:
             notes=notes,
             descriptions=format_descriptions([*rows, *burst_rows]),
             machine=about,
+            profiling=PROFILING_NOTES.read_text() if PROFILING_NOTES.exists() else "",
         )
     )
     print(f"bench: wrote {output} in {time.monotonic() - started:.0f}s", flush=True)

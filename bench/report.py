@@ -286,9 +286,13 @@ def results_markdown(
     notes: str,
     descriptions: str,
     machine: Sequence[tuple[str, str]],
+    profiling: str = "",
 ) -> str:
+    """RESULTS.md; ``profiling`` is the hand-written bench/PROFILING.md, kept with the
+    figures it explains."""
     about = "\n".join(f"- {key}: {value}" for key, value in machine)
     notes_section = f"\n{notes}\n" if notes else ""
+    profiling_section = f"\n{profiling.strip()}\n" if profiling.strip() else ""
     return f"""# {title}
 
 Written by `python -m bench` (`make bench`); regenerate rather than edit.
@@ -315,4 +319,4 @@ says exactly 1); `p99 / origin time` compares the burst's p99 with the origin's 
 ## Machine and settings
 
 {about}
-"""
+{profiling_section}"""

@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from bench.__main__ import parse_args
 from bench.apps import cpu_seconds
 from bench.census import connected_local_ports, count_commands
-from bench.driver import redis_scheme
+from bench.driver import PROFILING_NOTES, redis_scheme
 from bench.load import LoadSpec, build_request, parse_wrk_output, wrk_command, wrk_script
 from bench.peers import ensure_peers, installed_constraints, requirement_lines
 from bench.pyload import ResponseError, percentile, read_response
@@ -399,6 +399,22 @@ def test_results_file_has_table_machine_info_and_date() -> None:
     )
     assert "| a |" in text
     assert "- date: D" in text
+
+
+def test_results_file_ends_with_the_profiling_notes() -> None:
+    text = results_markdown(
+        title="t",
+        table="| a |",
+        notes="",
+        descriptions="- `a`: d",
+        machine=[("date", "D")],
+        profiling="## Profiling\n\nfound X\n",
+    )
+    assert text.index("- date: D") < text.index("## Profiling") < text.index("found X")
+
+
+def test_committed_profiling_notes_are_found_by_the_driver() -> None:
+    assert PROFILING_NOTES.read_text().startswith("## Profiling")
 
 
 # --- peers and Valkey counters ------------------------------------------------------------
