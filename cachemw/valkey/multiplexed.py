@@ -25,7 +25,7 @@ import functools
 import ssl
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis import exceptions as redis_errors
@@ -63,8 +63,9 @@ class _RespProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's TCP transport (uvicorn[standard]'s loop) has the
+        # asyncio.Transport interface without being a subclass of it.
+        self.transport = cast(asyncio.Transport, transport)
         self._last_reply_at = self._loop.time()
 
     def data_received(self, data: bytes) -> None:
