@@ -84,7 +84,7 @@ def uvicorn_command(scenario: Scenario, port: int) -> list[str]:
         "--workers", "1", "--no-access-log", "--log-level", "warning", "--lifespan", "on",
         # What production runs (uvicorn[standard], fastapi[standard]): the C HTTP parser.
         # Pure-Python h11 would cost more per request than most of what is measured here.
-        "--http", "httptools", "--loop", "asyncio",
+        "--http", "httptools", "--loop", "uvloop",
     ]  # fmt: skip
 
 
