@@ -310,8 +310,8 @@ class Valkey:
         run: Callable[..., Awaitable[Any]]
         if multiplexed is not None:
 
-            async def run(*command: Arg) -> Any:
-                return await multiplexed.execute(command)
+            def run(*command: Arg) -> Awaitable[Any]:
+                return multiplexed.execute(command)  # awaited by the caller: no extra frame
 
         else:
             run = self._client.execute_command

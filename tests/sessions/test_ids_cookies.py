@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from cachemw.sessions import SessionConfig, SessionCookie
 from cachemw.sessions.cookies import CookieCodec
 from cachemw.sessions.ids import (
+    SESSION_FEATURE,
     SessionRef,
     is_well_formed_id,
     new_session_id,
     rotated_session_id,
     session_ref,
 )
+from cachemw.valkey import Keyspace
 
 CODEC = CookieCodec(SessionConfig())
 NAME = SessionCookie().name
@@ -98,3 +100,10 @@ def test_cookie_with_domain_and_strict_same_site() -> None:
         .set_cookie("A" * 64)
         .endswith(b"; Path=/; Domain=example.com; Secure; HttpOnly; SameSite=Strict")
     )
+
+
+@given(st.sampled_from(["cachemw", "shop.v2-eu", "a"]))
+def test_session_key_follows_the_keyspace_naming(prefix: str) -> None:
+    ref = session_ref(new_session_id())
+    keyspace = Keyspace(prefix)
+    assert ref.key(keyspace) == keyspace.key(SESSION_FEATURE, ref.tag, ref.id_digest)

@@ -10,7 +10,14 @@ if #data == 0 then
   return false
 end
 local expires = redis.call('PEXPIRETIME', key)
-local absolute = tonumber(redis.call('HGET', key, '@a'))
+-- '@a' from the reply already in hand (HGETALL's flat name/value list): no second read.
+local absolute = nil
+for i = 1, #data, 2 do
+  if data[i] == '@a' then
+    absolute = tonumber(data[i + 1])
+    break
+  end
+end
 if absolute then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
