@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -36,6 +36,11 @@ from cachemw.valkey.multiplexed import (
     FAST_COMMANDS,
     ClusterRouter,
     MultiplexedPool,
+)
+from cachemw.valkey.replication import (
+    fence_key,
+    fenced_wait_on_cluster,
+    fenced_wait_on_standalone,
 )
 from cachemw.valkey.scripts import Script
 from cachemw.valkey.settings import ValkeySettings
@@ -74,8 +79,6 @@ _UNAVAILABLE_REPLY_PREFIXES = (
     "NOAUTH",  # misconfigured credentials: the features cannot use Valkey at all
     "WRONGPASS",
 )
-# Run before WAIT by Valkey.wait_for_replicas.
-_REPLICATION_FENCE = Script("replication_fence")
 # OOM: the server is up and answering reads, so the breaker stays closed (reads keep being
 # served) while each failed write reports unavailability to its feature.
 _BREAKER_NEUTRAL_REPLY_PREFIXES = ("OOM",)
@@ -355,73 +358,21 @@ class Valkey:
         self, key: str, replicas: int, *, timeout: float | None = None
     ) -> int:
         """How many replicas of ``key``'s primary hold every write that primary acknowledged
-        before this call (``WAIT``), waiting for up to ``replicas`` of them within the budget.
-
-        WAIT only covers what *its own connection* wrote (the server remembers each client's
-        last replication offset), while the write being made durable went out on some other
-        pooled connection. So a fence goes first on the WAIT's connection: a script that sets
-        and deletes a key in ``key``'s slot (allowed even when Valkey is full), advancing the
-        replication offset past every write the primary acknowledged before it (one ordered
-        replication stream). That also makes the call safe to retry: each attempt fences
-        again, so its count always covers the caller's write. ``key`` must carry a hash tag
-        (every :class:`Keyspace` key does).
-
-        One round trip (EVAL, not EVALSHA: a NOSCRIPT would leave the WAIT unfenced). WAIT's
-        own timeout is half of what is left of the budget, never 0 (which would block
-        forever), so that "too few replicas" arrives as an answer within the budget, not as
-        a timeout, even on a loaded machine.
-        """
-        start = key.find("{")
-        end = key.find("}", start + 1)
-        if start < 0 or end <= start + 1:
-            raise ValueError(f"wait_for_replicas needs a key with a hash tag, got {key!r}")
-        fence = f"{self.keyspace.prefix}:replwait:{key[start : end + 1]}"
+        before this call, waiting for up to ``replicas`` of them within the budget (a fenced
+        ``WAIT``, see :mod:`cachemw.valkey.replication`). Safe to retry. ``key`` must carry a
+        hash tag (every :class:`Keyspace` key does)."""
+        fence = fence_key(self.keyspace.prefix, key)
         budget = self.settings.command_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-
-        def commands() -> list[tuple[Arg, ...]]:
-            wait_ms = max(1, int((deadline - loop.time()) * 500))
-            fence_script = ("EVAL", _REPLICATION_FENCE.source, 1, fence)
-            return [fence_script, ("WAIT", replicas, wait_ms)]
-
         client = self._client
 
-        async def on_standalone() -> list[Any]:
-            assert isinstance(client, Redis)
-            pipe = client.pipeline(transaction=False)
-            for command in commands():
-                pipe.execute_command(*command)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
-
-        async def on_cluster() -> list[Any]:
-            assert isinstance(client, RedisCluster)
-            for _ in range(3):  # a failover moves the slot at most once or twice
-                if getattr(client, "_initialize", False):
-                    await self._discover_cluster()
-                node = client.get_node_from_key(key)
-                assert node is not None
-                batch = [PipelineCommand(i, *cmd) for i, cmd in enumerate(commands())]
-                try:
-                    await node.execute_pipeline(batch)
-                except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-                    # As redis-py does for its own calls: the node may have failed over.
-                    node.update_active_connections_for_reconnect()
-                    client._initialize = True
-                    raise
-                moved = batch[0].result
-                if not isinstance(moved, redis_errors.MovedError):
-                    return [command.result for command in batch]
-                await client.nodes_manager.move_slot(moved)
-            raise redis_errors.TryAgainError("the slot kept moving")
-
         async def operation() -> int:
-            replies = await (on_cluster() if self.is_cluster else on_standalone())
-            for reply in replies:
-                if isinstance(reply, BaseException):
-                    raise reply
-            return int(replies[-1])
+            if isinstance(client, RedisCluster):
+                return await fenced_wait_on_cluster(
+                    client, key, fence, replicas, deadline, discover=self._discover_cluster
+                )
+            return await fenced_wait_on_standalone(client, fence, replicas, deadline)
 
         return await self._call(operation, idempotent=True, timeout=budget)
 
