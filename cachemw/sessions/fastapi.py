@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request
+from starlette.requests import HTTPConnection
 
 from cachemw.sessions.csrf import CSRF_HEADER, SAFE_METHODS, csrf_token_matches
 from cachemw.sessions.middleware import load_session
@@ -41,9 +42,9 @@ T = TypeVar("T")
 _CHALLENGE = {"WWW-Authenticate": 'Cookie realm="session"'}
 
 
-async def get_session(request: Request) -> Session:
-    """The request's session, loaded (one Valkey round trip, once per request)."""
-    return await load_session(request)
+async def get_session(connection: HTTPConnection) -> Session:
+    """The request's (or websocket's) session, loaded: one Valkey round trip, once."""
+    return await load_session(connection)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

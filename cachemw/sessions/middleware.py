@@ -11,6 +11,10 @@ fields are written (see :mod:`cachemw.sessions.commit`) and the response gets:
   instead of a response built on a session that could not be read or saved. A logout or
   rotation the primary ran but too few replicas confirmed (``logout_replicas``) also
   answers 503, and still clears the cookie: the primary no longer has that session.
+
+Websockets get a session too; their handshake's ``websocket.accept`` plays the response
+start (see :meth:`SessionMiddleware._websocket`). A session first loaded after the response
+started (a background task, a websocket handler after ``accept``) is read-only.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ _TOO_LARGE_BODY = (
     b'"detail":"The session would exceed its size limit."}'
 )
 _NO_STORE = (b"cache-control", b"no-store")
+_WS_TRY_AGAIN_LATER = 1013  # RFC 6455 §7.4.1 registry: "Try Again Later"
 _VARY_COOKIE = ("Cookie",)
 _VARY_COOKIE_HEADER = (b"vary", b"Cookie")
 
@@ -91,7 +96,11 @@ class SessionMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if kind != "http":
             await self.app(scope, receive, send)
             return
         session = Session(self._context, scope["headers"])
@@ -105,6 +114,44 @@ class SessionMiddleware:
             if responder.started or not isinstance(exc, SessionStoreUnavailable | SessionTooLarge):
                 raise
             await responder.send_problem(exc)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket's handshake is its one response: what the handler wrote before
+        ``accept`` is committed then (a new cookie rides on the accept); a store failure
+        refuses the handshake with close code 1013 (try again later). After the accept the
+        session is read-only: nothing could carry a change back."""
+        session = Session(self._context, scope["headers"])
+        scope[SCOPE_KEY] = session
+
+        async def send_with_session(message: Message) -> None:
+            if message["type"] != "websocket.accept":
+                await send(message)
+                return
+            state = session._state
+            if state == states.UNTOUCHED:
+                session._state = states.LATE
+                await send(message)
+                return
+            try:
+                if state == states.FAILED:
+                    raise SessionStoreUnavailable("session store unavailable")
+                effects = await commit_session(session)
+            except (SessionStoreUnavailable, SessionTooLarge):
+                await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
+                return
+            if effects.set_cookie is not None:
+                headers = [*message.get("headers", ()), (b"set-cookie", effects.set_cookie)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_session)
+        except SessionStoreUnavailable:
+            # Raised by the handler's own load before it accepted: refuse the handshake.
+            if session._state == states.FAILED:
+                await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
+                return
+            raise
 
     def response_headers(
         self, headers: list[tuple[bytes, bytes]], effects: ResponseEffects
@@ -155,6 +202,7 @@ class _Responder:
             self.replaced = True
             return
         if session._state == states.UNTOUCHED:
+            session._state = states.LATE  # a load after this point could never be saved
             self.started = True
             await self.downstream(message)
             return

@@ -40,6 +40,9 @@ LOADING = 1
 LOADED = 2
 FAILED = 3  # the store was unavailable: every use raises, nothing is written
 DONE = 4  # the response started: the session was committed and is read-only
+# Not loaded when the response started (or the websocket was accepted): a later load (a
+# background task, a websocket handler) reads, but nothing could save a change: read-only.
+LATE = 5
 
 
 class _Keep:
@@ -145,7 +148,7 @@ class Session(MutableMapping[str, Any]):
             self._state = FAILED
             raise
         else:
-            self._state = LOADED
+            self._state = DONE if state == LATE else LOADED
         finally:
             if self._loading is not None:
                 self._loading.set_result(None)
@@ -282,7 +285,10 @@ class Session(MutableMapping[str, Any]):
     def _check_writable(self) -> None:
         self._check_readable()
         if self._state == DONE:
-            raise SessionNotLoaded("the response has started: the session can no longer change")
+            raise SessionNotLoaded(
+                "the response has started (or the websocket was accepted): "
+                "the session can no longer change"
+            )
         if self._destroyed:
             raise SessionNotLoaded("the session was destroyed in this request")
 
@@ -394,7 +400,10 @@ class Session(MutableMapping[str, Any]):
         is sent (``Cache-Control: no-store``, and ``Clear-Site-Data`` if configured)."""
         self._check_readable()
         if self._state == DONE:
-            raise SessionNotLoaded("the response has started: the session can no longer change")
+            raise SessionNotLoaded(
+                "the response has started (or the websocket was accepted): "
+                "the session can no longer change"
+            )
         self._destroyed = True
         self._raw.clear()
         self._decoded.clear()
