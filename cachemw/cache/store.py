@@ -59,7 +59,7 @@ class LockAttempt:
 class CacheStore:
     """Valkey operations of the response cache (no HTTP rules here)."""
 
-    __slots__ = ("_channel", "_key_prefix", "_max_variants", "near", "valkey")
+    __slots__ = ("_channel", "_max_variants", "near", "valkey")
 
     def __init__(
         self, valkey: Valkey, *, max_variants: int = 32, near: NearCache[Lookup] | None = None
@@ -69,7 +69,6 @@ class CacheStore:
         # Entries found, kept in process while key tracking vouches for them (near.py).
         self.near = near
         self._channel = f"{valkey.keyspace.prefix}:{FEATURE}:filled"
-        self._key_prefix = valkey.keyspace.key(FEATURE, "0000")[: -len("{0000}")]
 
     @property
     def wakeup_channel(self) -> str:
@@ -78,14 +77,13 @@ class CacheStore:
 
     # -- key names -------------------------------------------------------------------------
 
-    # Every request builds these: composed from a prefix made once, since primary keys and
-    # variants are cachemw's own hex digests (Keyspace.key would re-validate them per call).
+    # Built on every request from our own hex digests: no per-call validation.
 
     def hash_key(self, primary_key: str) -> str:
-        return f"{self._key_prefix}{{{primary_key}}}"
+        return self.valkey.keyspace.digest_key(FEATURE, primary_key)
 
     def lock_key(self, primary_key: str, variant: str) -> str:
-        return f"{self._key_prefix}{{{primary_key}}}:lock:{variant}"
+        return self.valkey.keyspace.digest_key(FEATURE, primary_key, "lock", variant)
 
     def tag_key(self, tag: str) -> str:
         return self.valkey.keyspace.key(TAG_FEATURE, digest(tag))

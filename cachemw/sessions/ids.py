@@ -51,9 +51,8 @@ class SessionRef:
         return f"{self.tag}:{self.id_digest}"
 
     def key(self, keyspace: Keyspace) -> str:
-        # Keyspace.key's layout, composed directly on this per-request path: both parts are
-        # hex digests (session_ref, or from_handle's pattern), nothing to re-validate.
-        return f"{keyspace.prefix}:{SESSION_FEATURE}:{{{self.tag}}}:{self.id_digest}"
+        # Both parts are hex digests (session_ref, or from_handle's pattern).
+        return keyspace.digest_key(SESSION_FEATURE, self.tag, self.id_digest)
 
     @classmethod
     def from_handle(cls, handle: str | bytes) -> SessionRef | None:

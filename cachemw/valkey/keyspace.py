@@ -46,6 +46,11 @@ class Keyspace:
         for part in parts:
             if not _PART_RE.fullmatch(part):
                 raise ValueError(f"key part {part!r} is not a safe key part")
+        return self.digest_key(feature, tag, *parts)
+
+    def digest_key(self, feature: str, tag: str, *parts: str) -> str:
+        """:meth:`key` without its checks, for per-request paths whose ``feature`` is a
+        constant and whose tag and parts are cachemw's own hex digests (never client data)."""
         suffix = ":" + ":".join(parts) if parts else ""
         return f"{self.prefix}:{feature}:{{{tag}}}{suffix}"
 
