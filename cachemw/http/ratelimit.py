@@ -132,7 +132,9 @@ class Rule:
     on_error="closed")``.
 
     * ``routes`` are route templates (``/users/{id}``): every URL a template matches shares
-      one bucket per identity unless the parameter is listed in ``per_params``.
+      one bucket per identity unless the parameter is listed in ``per_params``, whose
+      values count in their convertor's text form: type them in the template
+      (``/users/{id:int}``) so ``7`` and ``007`` are one bucket.
     * ``path_prefixes`` match by prefix (one bucket per prefix). With neither routes nor
       prefixes the rule matches every path. ``methods`` empty: every method; GET also
       matches HEAD (RFC 9110 §9.3.2: HEAD is GET without content).

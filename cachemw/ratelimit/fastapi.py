@@ -23,7 +23,7 @@ from cachemw.http.ratelimit import Algorithm, KeyFunction, OnError, Rule
 from cachemw.metrics import Metrics
 from cachemw.ratelimit.identity import client_ip
 from cachemw.ratelimit.limiter import Limiter, Rejection
-from cachemw.ratelimit.matching import bucket_name
+from cachemw.ratelimit.matching import bucket_name, per_params_suffix
 from cachemw.ratelimit.store import Bucket, RateLimitStore
 from cachemw.valkey import Valkey
 
@@ -126,8 +126,8 @@ class RateLimiter:
             if who is None:
                 return
             if rule.per_params:
-                params = request.path_params
-                who += "".join("\x00" + str(params.get(p, "")) for p in rule.per_params)
+                convertors = getattr(scope.get("route"), "param_convertors", {})
+                who += per_params_suffix(rule.per_params, request.path_params, convertors)
             outcome = await check(target, who)
             if isinstance(outcome, Rejection):
                 raise RateLimitExceeded(outcome)

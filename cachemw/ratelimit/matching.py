@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.convertors import Convertor
 from starlette.routing import compile_path
 
 from cachemw.http.ratelimit import Rule
 from cachemw.ratelimit.store import Bucket, RateLimitStore
 from cachemw.valkey import digest
 
-__all__ = ["RuleMatcher", "Target", "bucket_name", "route_path"]
+__all__ = ["RuleMatcher", "Target", "bucket_name", "per_params_suffix", "route_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,25 @@ def route_path(scope: Mapping[str, Any]) -> str:
     return path  # "/apix" under root_path "/api" is not below it
 
 
+def per_params_suffix(
+    names: Sequence[str], values: Mapping[str, Any], convertors: Mapping[str, Convertor[Any]]
+) -> str:
+    """The bucket suffix of a rule's ``per_params``: each converted value in its convertor's
+    one text form, so ``/accounts/7`` and ``/accounts/007`` (an ``int``) share one counter
+    however the client spells the number."""
+    parts = []
+    for name in names:
+        value = values.get(name)
+        convertor = convertors.get(name)
+        if value is None:
+            parts.append("")  # the route lacks it (a dependency on a route without it)
+        elif convertor is None:
+            parts.append(str(value))
+        else:
+            parts.append(convertor.to_string(value))
+    return "".join("\x00" + part for part in parts)
+
+
 def bucket_name(rule: Rule, where: str | None) -> str:
     if rule.bucket is not None:
         return rule.bucket  # shared on purpose across routes and rules
@@ -65,7 +85,7 @@ class RuleMatcher:
         if duplicates:
             raise ValueError(f"rules: rule names must be unique, repeated: {duplicates}")
         self._static: dict[str, list[Target]] = {}
-        self._dynamic: list[tuple[re.Pattern[str], Target]] = []
+        self._dynamic: list[tuple[re.Pattern[str], dict[str, Convertor[Any]], Target]] = []
         self._prefixes: list[tuple[str, str, Target]] = []
         self._catch_all: list[Target] = []
         for order, rule in enumerate(rules):
@@ -89,7 +109,7 @@ class RuleMatcher:
                         f"of route {template!r}"
                     )
                 if convertors:
-                    self._dynamic.append((regex, target(path_format)))
+                    self._dynamic.append((regex, convertors, target(path_format)))
                 else:
                     self._static.setdefault(template, []).append(target(template))
             for prefix in rule.path_prefixes:
@@ -106,14 +126,15 @@ class RuleMatcher:
         for target in self._static.get(path, ()):
             if target.methods is None or method in target.methods:
                 found.append((target, ""))
-        for regex, target in self._dynamic:
+        for regex, convertors, target in self._dynamic:
             if target.methods is not None and method not in target.methods:
                 continue
             match = regex.match(path)
             if match is not None:
-                params = match.groupdict()
-                suffix = "".join("\x00" + params[name] for name in target.rule.per_params)
-                found.append((target, suffix))
+                names = target.rule.per_params
+                raw = match.groupdict()
+                values = {name: convertors[name].convert(raw[name]) for name in names}
+                found.append((target, per_params_suffix(names, values, convertors)))
         for exact, with_slash, target in self._prefixes:
             if target.methods is not None and method not in target.methods:
                 continue

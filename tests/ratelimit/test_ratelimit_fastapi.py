@@ -36,6 +36,10 @@ def fastapi_app(valkey: Valkey, *, handler: bool = True) -> FastAPI:
     async def own(item_id: int) -> dict[str, int]:
         return {"id": item_id}
 
+    @app.get("/typed/{item_id:int}", dependencies=[Depends(per_item)])
+    async def typed(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
     return app
 
 
@@ -92,3 +96,9 @@ async def test_dependency_per_param_buckets(valkey: Valkey) -> None:
 def test_dependency_rejects_an_invalid_limit(valkey: Valkey) -> None:
     with pytest.raises(ValueError, match="rate limit"):
         RateLimiter(valkey).limit("lots", name="x")
+
+
+async def test_per_param_dependency_counts_one_int_however_it_is_spelled(valkey: Valkey) -> None:
+    async with client_for(fastapi_app(valkey)) as client:
+        statuses = [(await client.get(f"/typed/{n}")).status_code for n in ("7", "007", "8")]
+    assert statuses == [200, 429, 200]

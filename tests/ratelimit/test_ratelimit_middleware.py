@@ -354,3 +354,14 @@ def test_invalid_middleware_option_error_names_it(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         limited_app(valkey, **options)
+
+
+async def test_per_param_bucket_is_the_same_however_the_number_is_spelled(
+    valkey: Valkey,
+) -> None:
+    # /items/7, /items/007 and /items/0007 are one item to the app's {id:int} route: a
+    # per-item limit must not be escaped by zero-padding the id.
+    rule = Rule(name="items", limit="1/minute", routes=("/items/{id:int}",), per_params=("id",))
+    async with client_for(limited_app(valkey, rules=[rule])) as client:
+        statuses = [(await client.get(f"/items/{n}")).status_code for n in ("7", "007", "0007")]
+    assert statuses == [200, 429, 429]
