@@ -25,7 +25,7 @@ from cachemw.cache.settings import CacheSettings
 from cachemw.cache.store import FEATURE, CacheStore, Lookup
 from cachemw.http.cache_control import CacheControl, parse_cache_control
 from cachemw.http.cache_status import ForwardReason, format_cache_status
-from cachemw.http.dates import parse_http_date
+from cachemw.http.dates import format_age, parse_http_date
 from cachemw.http.freshness import (
     ServeDecision,
     corrected_initial_age,
@@ -250,7 +250,7 @@ class CacheMiddleware:
         """
         if age is None:
             age = self.age(entry, now)
-        extra = [(b"age", b"%d" % age), (b"cache-status", cache_status)]
+        extra = [(b"age", format_age(age)), (b"cache-status", cache_status)]
         conditions = request.conditions
         if conditions is not None and 200 <= entry.status < 300:
             outcome = evaluate_preconditions(

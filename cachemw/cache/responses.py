@@ -20,6 +20,7 @@ from cachemw.http.freshness import (
     has_explicit_freshness,
     is_storable,
 )
+from cachemw.http.stored_headers import UNSTORED_FIELDS
 from cachemw.http.surrogate import CONSUMED_FIELDS, targeted_cache_control
 from cachemw.http.vary import parse_vary
 
@@ -30,20 +31,9 @@ __all__ = [
     "response_facts",
 ]
 
-# RFC 9110 §7.6.1 / RFC 9111 §3.1: connection-specific fields are never stored. Age is
-# recomputed on every hit (§4.2.3) and kept apart in the entry.
-_NOT_STORED = frozenset(
-    (
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"age",
-    )
-)
+# RFC 9111 §3.1 (the core's list: connection-specific and Proxy-Auth* fields), plus Trailer;
+# Age is recomputed on every hit (§4.2.3) and kept apart in the entry.
+_NOT_STORED = UNSTORED_FIELDS | {b"trailer", b"age"}
 # RFC 9111 §3.2: fields a 304 must not update in the stored response (they describe the
 # stored content, which the 304 does not carry).
 # ETag too: the stored body is what it validates, whatever a 304 for another selected

@@ -150,6 +150,23 @@ async def test_hop_by_hop_fields_are_not_stored_and_duplicates_are_kept(h: Cache
     assert hit.headers.get_list("link") == ["</a>; rel=preload", "</b>; rel=preload"]
 
 
+async def test_proxy_authentication_fields_are_not_stored(h: CacheHarness) -> None:
+    # RFC 9111 §3.1: they concern the connection to one proxy, not the stored response.
+    h.origin.reply(
+        "/proxied",
+        headers=[
+            ("cache-control", "public, max-age=60"),
+            ("proxy-authenticate", 'Basic realm="edge"'),
+            ("proxy-authentication-info", "nextnonce=abc"),
+        ],
+    )
+    await h.client.get("/proxied")
+    hit = await h.client.get("/proxied")
+    assert "hit" in hit.headers["cache-status"]
+    assert "proxy-authenticate" not in hit.headers
+    assert "proxy-authentication-info" not in hit.headers
+
+
 async def test_entry_of_unknown_version_is_a_miss(h: CacheHarness, valkey_sync: Any) -> None:
     await get_twice(h, "/x")
     for key in valkey_sync.scan_iter(match="cachemw:cache:*"):
