@@ -146,7 +146,12 @@ class HeadersMiddleware:
 
 
 class _Responder(ResponseDirectives):
-    """Per-request state; the middleware instance itself holds configuration only."""
+    """Per-request state; the middleware instance itself holds configuration only.
+
+    Every response pays for this class, so the common one (a 2xx GET whose body arrives in
+    one message, no If-* field) takes the shortest way through `send`: its start is held,
+    then the start and the app's own body message go out with the ETag added.
+    """
 
     __slots__ = (
         "body_size",
@@ -157,7 +162,6 @@ class _Responder(ResponseDirectives):
         "etag_value",
         "headers",
         "last_modified_value",
-        "no_conditions",
         "scope",
         "start",
         "state",
@@ -169,8 +173,6 @@ class _Responder(ResponseDirectives):
         self.scope = scope
         self.downstream = downstream
         self.state = _AWAIT_START
-        # Decided in C before the app runs: most requests carry no If-* field at all.
-        self.no_conditions = not config.conditional or not has_conditional_fields(scope["headers"])
 
     async def send(self, message: Message) -> None:
         # The decisions are synchronous; this is the only place that awaits downstream.
@@ -178,42 +180,48 @@ class _Responder(ResponseDirectives):
         if state == _PASS_THROUGH:
             await self.downstream(message)
             return
-        if state == _DROP:
-            return  # a 304/412 we generated is already complete
-        if state == _AWAIT_START:
-            if message["type"] == "http.response.start":
-                outgoing = self._on_start(message)
-            else:
-                outgoing = (message,)
-        elif message["type"] == "http.response.body":
-            if self.chunks or message.get("more_body", False):
+        if state == _BUFFER:
+            if message["type"] != "http.response.body":  # e.g. http.response.pathsend
+                outgoing = (*self._release(more_body=True if self.chunks else None), message)
+            elif self.chunks or message.get("more_body", False):
                 outgoing = self._on_buffered_body(message)
-            else:  # the common case: the whole body in one message
-                outgoing = self._tag_and_release(message.get("body", b""), message)
-        else:  # e.g. http.response.pathsend: nothing more to buffer
-            outgoing = (*self._release(more_body=True if self.chunks else None), message)
+            else:  # the whole body in the app's one message
+                self._tag(message.get("body", b""))
+                if self._has_conditions():
+                    outgoing = self._release(more_body=False, last=message)
+                else:  # the common case: the start and the app's message go out as they are
+                    self.state = _PASS_THROUGH
+                    start = self.start
+                    start["headers"] = self.headers
+                    await self.downstream(start)
+                    await self.downstream(message)
+                    return
+        elif state == _DROP:
+            return  # a 304/412 we generated is already complete
+        elif message["type"] == "http.response.start":
+            outgoing = self._on_start(message)
+        else:
+            outgoing = (message,)
         for outgoing_message in outgoing:
             await self.downstream(outgoing_message)
 
-    def _route_policy(self) -> CachePolicy | None:
-        endpoint = self.scope.get("endpoint")
-        if endpoint is not None:
-            policy: CachePolicy | None = getattr(endpoint, ROUTE_POLICY_ATTRIBUTE, None)
-            if policy is not None:
-                return policy
-        path_policies = self.config.path_policies
-        return None if path_policies is None else path_policies.policy_for(self.scope["path"])
+    def _has_conditions(self) -> bool:
+        # Decided in C: most requests carry no If-* field at all.
+        return self.config.conditional and has_conditional_fields(self.scope["headers"])
 
     def _on_start(self, message: Message) -> tuple[Message, ...]:
+        scope = self.scope
         status: int = message["status"]
-        policy = self.policy or self._route_policy()
-        if policy is not None and not policy_applies_to_status(policy, status):
-            policy = None
-        is_tagged_status = (
-            200 <= status < 300
-            and status not in _UNTAGGED_STATUSES
-            and self.scope["method"] in _GET_OR_HEAD
-        )
+        # A route's own policy (set by a dependency, or on the endpoint), else a path rule.
+        policy = self.policy or getattr(scope.get("endpoint"), ROUTE_POLICY_ATTRIBUTE, None)
+        if policy is None and self.config.path_policies is not None:
+            policy = self.config.path_policies.policy_for(scope["path"])
+        if 200 <= status < 300:  # every policy applies to a 2xx
+            is_tagged_status = status not in _UNTAGGED_STATUSES and scope["method"] in _GET_OR_HEAD
+        else:
+            is_tagged_status = False
+            if policy is not None and not policy_applies_to_status(policy, status):
+                policy = None
         if policy is None and not is_tagged_status and status != 304:
             self.state = _PASS_THROUGH
             return (message,)
@@ -221,46 +229,55 @@ class _Responder(ResponseDirectives):
         headers = list(message.get("headers", ()))
         cache_control: list[bytes] | None = None
         vary: list[bytes] | None = None
-        self.etag_value = self.last_modified_value = self.content_length = None
+        etag_value = last_modified_value = content_length = None
         encoded = False
         for name, value in headers:
             kind = _HEADER_KINDS.get(name)
             if kind is None:
                 continue
-            if kind == _CACHE_CONTROL:
+            if kind == _CONTENT_LENGTH:
+                if value.isdigit():
+                    content_length = int(value)
+            elif kind == _CACHE_CONTROL:
                 cache_control = [value] if cache_control is None else [*cache_control, value]
             elif kind == _VARY:
                 vary = [value] if vary is None else [*vary, value]
             elif kind == _ETAG:
-                self.etag_value = value
+                etag_value = value
             elif kind == _LAST_MODIFIED:
-                self.last_modified_value = value
-            elif kind == _CONTENT_ENCODING:
+                last_modified_value = value
+            else:
                 encoded = value.strip().lower() not in _IDENTITY_CODINGS
-            elif value.isdigit():
-                self.content_length = int(value)
         if policy is not None:
             headers = _apply_policy(policy, headers, cache_control, vary)
         self.headers = headers
         self.start = message
+        self.etag_value = etag_value
+        self.last_modified_value = last_modified_value
+        self.content_length = content_length
 
-        if status == 304:
-            return self._finish_with(PreconditionOutcome.NOT_MODIFIED)
         if not is_tagged_status:
+            if status == 304:
+                return self._finish_with(PreconditionOutcome.NOT_MODIFIED)
             self.state = _PASS_THROUGH
             message["headers"] = headers
             return (message,)
-        if self.last_modified is not None and self.last_modified_value is None:
+        if self.last_modified is not None and last_modified_value is None:
             self.last_modified_value = format_http_date(self.last_modified)
-            self.headers.append((b"last-modified", self.last_modified_value))
-        if self.etag_value is not None or self.etag is not None:
+            headers.append((b"last-modified", self.last_modified_value))
+        if etag_value is not None or self.etag is not None:
             self._settle_known_etag(encoded)
-        elif self._may_buffer_for_etag(message):
+        elif self._may_buffer_for_etag(message, content_length):
             self.state = _BUFFER
             self.chunks: list[bytes] = []
             self.body_size = 0
             return ()
         return self._release(more_body=None)
+
+    def _may_buffer_for_etag(self, message: Message, content_length: int | None) -> bool:
+        if not self.config.etag or message.get("trailers", False):
+            return False
+        return content_length is None or content_length <= self.config.etag_max_body
 
     def _settle_known_etag(self, encoded: bool) -> None:
         """Keep the app's ETag, else add the route's; weaken it if a coding may change bytes."""
@@ -280,11 +297,6 @@ class _Responder(ResponseDirectives):
         self.etag_value = etag_value
         self.headers.append((b"etag", etag_value))
 
-    def _may_buffer_for_etag(self, message: Message) -> bool:
-        if not self.config.etag or message.get("trailers", False):
-            return False
-        return self.content_length is None or self.content_length <= self.config.etag_max_body
-
     def _on_buffered_body(self, message: Message) -> tuple[Message, ...]:
         body: bytes = message.get("body", b"")
         more_body: bool = message.get("more_body", False)
@@ -296,27 +308,21 @@ class _Responder(ResponseDirectives):
             return self._release(more_body=more_body)
         if more_body:
             return ()
-        return self._tag_and_release(b"".join(self.chunks))
+        body = b"".join(self.chunks)
+        self._tag(body)
+        self.chunks = [body]
+        return self._release(more_body=False)
 
-    def _tag_and_release(self, body: bytes, last: Message | None = None) -> tuple[Message, ...]:
-        """Tag the complete body and release it; `last` is the app's own final body
-        message when it carried the whole body, forwarded as it is."""
+    def _tag(self, body: bytes) -> None:
+        """Add the ETag of the complete body."""
         # A length mismatch is e.g. HEAD answered without its body: nothing to digest.
-        if self.content_length is None or self.content_length == len(body):
+        content_length = self.content_length
+        if content_length is None or content_length == len(body):
             etag_value = entity_tag_value_for_body(body)
             if self.config.encoded_downstream:
                 etag_value = _WEAK_PREFIX + etag_value
             self.etag_value = etag_value
             self.headers.append((b"etag", etag_value))
-        if last is not None and self.no_conditions:
-            # The common case, without a call more: nothing to evaluate, the app's message
-            # carries the whole body.
-            self.state = _PASS_THROUGH
-            start = self.start
-            start["headers"] = self.headers
-            return (start, last)
-        self.chunks = [body]
-        return self._release(more_body=False, last=last)
 
     def _release(
         self, *, more_body: bool | None, last: Message | None = None
@@ -325,7 +331,7 @@ class _Responder(ResponseDirectives):
 
         more_body None: no body was held back; the app's body messages follow as they come.
         """
-        if not self.no_conditions:
+        if self._has_conditions():
             conditions = RequestConditions.from_headers(self.scope["headers"])
             if conditions is not None:
                 outcome = self._precondition_outcome(conditions)
