@@ -143,7 +143,7 @@ def build_rows(
     skipped: dict[str, str],
     census: dict[str, float | None],
 ) -> tuple[list[Row], list[BurstRow]]:
-    baseline_by_round = {m.round: m for m in results.steady if m.scenario == BASELINE}
+    baselines = [m for m in results.steady if m.scenario == BASELINE]
     rows: list[Row] = []
     burst_rows: list[BurstRow] = []
     for scenario in scenarios:
@@ -169,7 +169,7 @@ def build_rows(
                     name,
                     description,
                     measured,
-                    baseline_by_round,
+                    baselines,
                     app_commands=census.get(name),
                     design_commands=scenario.design_commands,
                 )
@@ -206,7 +206,12 @@ def run(settings: BenchSettings) -> int:
                 apps=apps,
             )
             results = run_rounds(
-                apps, stats=stats, settings=settings, generator=generator, skipped=skipped
+                apps,
+                stats=stats,
+                settings=settings,
+                generator=generator,
+                skipped=skipped,
+                baseline=BASELINE,
             )
             about = machine.describe(
                 stats=stats,

@@ -1,7 +1,9 @@
 """Turn per-round measurements into one table of medians and ratios to the baseline.
 
-Ratios are taken round by round (scenario vs. the baseline measured in the same round, so both
-saw the same machine noise) and the median of those ratios is reported.
+Ratios are taken run by run: each scenario run against the baseline runs just before and just
+after it (at most a few runs away, so both saw the same machine), and the median of those
+ratios is reported. A round of every scenario takes minutes, and the shared machine's speed
+drifts within that time: one baseline per round put that drift into every ratio.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class Measurement:
 
     scenario: str
     round: int
+    slot: int = 0  # position in the whole run's order of measurements
     requests: int
     seconds: float
     p50_ms: float
@@ -87,34 +90,55 @@ def _median(values: Iterable[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+def bracketing_baseline(
+    measurement: Measurement, baselines: Sequence[Measurement]
+) -> tuple[float, float] | None:
+    """(req/s, CPU µs per request) of the baseline around ``measurement``: the mean of the
+    baseline runs just before and just after it, or the one on its only side."""
+    if measurement.scenario in {b.scenario for b in baselines}:
+        return measurement.rps, measurement.app_cpu_us_per_request
+    before = [b for b in baselines if b.slot < measurement.slot]
+    after = [b for b in baselines if b.slot > measurement.slot]
+    around = [
+        *([max(before, key=lambda b: b.slot)] if before else []),
+        *([min(after, key=lambda b: b.slot)] if after else []),
+    ]
+    if not around:
+        return None
+    return (
+        statistics.fmean(b.rps for b in around),
+        statistics.fmean(b.app_cpu_us_per_request for b in around),
+    )
+
+
 def summarise_scenario(
     name: str,
     description: str,
     measured: Sequence[Measurement],
-    baseline_by_round: dict[int, Measurement],
+    baselines: Sequence[Measurement],
     *,
     app_commands: float | None = None,
     design_commands: float | None = None,
 ) -> Row:
-    """Median of each metric over the rounds; ratios per round against the same round's base."""
+    """Median of each metric over the rounds; ratios per run against the baseline around it."""
     if not measured:
         return Row(name=name, description=description, skipped="no measurement")
     rates = [m.rps for m in measured]
     median_rps = _median(rates)
-    paired = [(m, baseline_by_round[m.round]) for m in measured if m.round in baseline_by_round]
+    paired = [
+        (m, base) for m in measured if (base := bracketing_baseline(m, baselines)) is not None
+    ]
     return Row(
         name=name,
         description=description,
         rounds=len(measured),
         rps=median_rps,
-        ratio=_median(ratio(m.rps, base.rps) for m, base in paired),
+        ratio=_median(ratio(m.rps, base_rps) for m, (base_rps, _) in paired),
         spread=ratio(max(rates) - min(rates), median_rps),
         p50_ms=_median(m.p50_ms for m in measured),
         p99_ms=_median(m.p99_ms for m in measured),
         cpu_us=_median(m.app_cpu_us_per_request for m in measured),
-        cpu_ratio=_median(
-            ratio(m.app_cpu_us_per_request, base.app_cpu_us_per_request) for m, base in paired
-        ),
+        cpu_ratio=_median(ratio(m.app_cpu_us_per_request, base_cpu) for m, (_, base_cpu) in paired),
         commands=_median(m.commands_per_request for m in measured),
         valkey_cpu_us=_median(m.valkey_cpu_us_per_request for m in measured),
         errors=sum(m.errors for m in measured),
@@ -299,10 +323,12 @@ Written by `python -m bench` (`make bench`); regenerate rather than edit.
 
 {table}
 {notes_section}
-Columns: median over interleaved rounds. `x base` is the median of per-round throughput ratios
-to `plain_json` measured in the same round (the machine is noisy; compare ratios, not absolute
-numbers, across runs). `spread` is ±half the (max - min) range of req/s over rounds. App CPU is
-the uvicorn process's utime+stime (from `/proc`) per request. `app cmds/req`: commands the app
+Columns: median over interleaved rounds. `x base` is the median of per-run throughput ratios
+to `plain_json`, whose runs bracket every few scenario runs: each run is compared with the
+mean of the baseline runs just before and after it (the machine is noisy and its speed drifts
+within a round; compare ratios, not absolute numbers, across runs). `spread` is ±half the
+(max - min) range of req/s over rounds. App CPU is the uvicorn process's utime+stime (from
+`/proc`) per request; `CPU x base` compares it the same way. `app cmds/req`: commands the app
 sent to Valkey per request, counted with MONITOR over 50 sequential requests outside the
 timed runs (script-internal calls not counted; `!` marks a count that differs from the
 design). `server cmds/req` and Valkey CPU: `INFO stats cpu` deltas over the timed runs,

@@ -42,6 +42,7 @@ def measure(
     app: RunningApp,
     *,
     round_index: int,
+    slot: int = 0,
     stats: ValkeyStats,
     settings: BenchSettings,
     generator: str,
@@ -56,6 +57,7 @@ def measure(
     return Measurement(
         scenario=app.scenario.name,
         round=round_index,
+        slot=slot,
         requests=result.requests,
         seconds=result.seconds,
         p50_ms=result.p50_ms,
@@ -107,6 +109,7 @@ def rotated(items: list[T], by: int) -> list[T]:
 def _measure_one(
     app: RunningApp,
     round_index: int,
+    slot: int,
     results: RoundResults,
     *,
     stats: ValkeyStats,
@@ -122,13 +125,37 @@ def _measure_one(
             f"p99 {burst.p99_ms:6.1f} ms  errors {burst.errors}"
         )
     steady = measure(
-        app, round_index=round_index, stats=stats, settings=settings, generator=generator
+        app, round_index=round_index, slot=slot, stats=stats, settings=settings, generator=generator
     )
     results.steady.append(steady)
     return (
         f"{steady.rps:>9,.0f} req/s  p99 {steady.p99_ms:6.2f} ms  "
         f"{steady.commands_per_request:5.2f} cmds/req  errors {steady.errors}"
     )
+
+
+# The baseline runs again after this many scenario runs, so that every ratio compares runs
+# at most ~25 s apart (5 s runs): a round of every scenario takes minutes.
+BASELINE_EVERY = 4
+
+
+def schedule(names: list[str], rounds: int, *, baseline: str) -> list[tuple[int, str]]:
+    """(round, scenario) in measuring order: each round's other scenarios rotated, the
+    baseline before every `BASELINE_EVERY` of them and once more at the very end."""
+    others = [name for name in names if name != baseline]
+    if baseline not in names:
+        return [(r, name) for r in range(rounds) for name in rotated(others, r)]
+    order: list[tuple[int, str]] = []
+    for round_index in range(rounds):
+        rotation = rotated(others, round_index)
+        for start in range(0, len(rotation), BASELINE_EVERY):
+            order.append((round_index, baseline))
+            order.extend((round_index, name) for name in rotation[start : start + BASELINE_EVERY])
+        if not rotation:
+            order.append((round_index, baseline))
+    if rounds and others:
+        order.append((rounds - 1, baseline))
+    return order
 
 
 def run_rounds(
@@ -138,26 +165,29 @@ def run_rounds(
     settings: BenchSettings,
     generator: str,
     skipped: dict[str, str],
+    baseline: str,
 ) -> RoundResults:
-    """``settings.rounds`` rounds over every app, interleaved; failures mark it skipped."""
+    """``settings.rounds`` rounds over every app, interleaved, the baseline bracketing every
+    few runs; failures mark an app skipped."""
     results = RoundResults()
-    for round_index in range(settings.rounds):
-        for app in rotated(apps, round_index):
-            name = app.scenario.name
-            if name in skipped:
-                continue
-            if app.process.poll() is not None:
-                skipped[name] = f"app exited with {app.process.returncode}: {app.last_log_line()}"
-                continue
-            try:
-                progress = _measure_one(
-                    app, round_index, results, stats=stats, settings=settings, generator=generator
-                )
-            except (RuntimeError, ValueError, OSError, TimeoutError) as exc:
-                skipped[name] = f"measurement failed: {exc!r}"[:200]
-                continue
-            print(
-                f"bench: round {round_index + 1}/{settings.rounds} {name:<28} {progress}",
-                flush=True,
+    by_name = {app.scenario.name: app for app in apps}
+    order = schedule(list(by_name), settings.rounds, baseline=baseline)
+    for slot, (round_index, name) in enumerate(order):
+        app = by_name[name]
+        if name in skipped:
+            continue
+        if app.process.poll() is not None:
+            skipped[name] = f"app exited with {app.process.returncode}: {app.last_log_line()}"
+            continue
+        try:
+            progress = _measure_one(
+                app, round_index, slot, results, stats=stats, settings=settings, generator=generator
             )
+        except (RuntimeError, ValueError, OSError, TimeoutError) as exc:
+            skipped[name] = f"measurement failed: {exc!r}"[:200]
+            continue
+        print(
+            f"bench: round {round_index + 1}/{settings.rounds} {name:<28} {progress}",
+            flush=True,
+        )
     return results

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import socket
+from itertools import groupby
 from pathlib import Path
 
 import httpx
@@ -34,7 +35,7 @@ from bench.report import (
     summarise_burst,
     summarise_scenario,
 )
-from bench.rounds import rotated
+from bench.rounds import BASELINE_EVERY, rotated, schedule
 from bench.scenarios._common import PAYLOAD, PAYLOAD_BYTES
 from bench.settings import BenchSettings
 from bench.valkey_stats import ValkeyCounters, ValkeyStats, commands_between
@@ -280,10 +281,13 @@ def test_percentile_is_nearest_rank() -> None:
 # --- measurements, ratios and the table ---------------------------------------------------
 
 
-def _measurement(name: str, round_index: int, requests: int, cpu: float = 1.0) -> Measurement:
+def _measurement(
+    name: str, round_index: int, requests: int, cpu: float = 1.0, slot: int = 0
+) -> Measurement:
     return Measurement(
         scenario=name,
         round=round_index,
+        slot=slot,
         requests=requests,
         seconds=1.0,
         p50_ms=1.0,
@@ -295,21 +299,53 @@ def _measurement(name: str, round_index: int, requests: int, cpu: float = 1.0) -
     )
 
 
-def test_ratio_is_taken_against_the_baseline_of_the_same_round() -> None:
-    # The machine slows down in round 1; per-round ratios see through it (always 0.5).
-    baseline = {0: _measurement(BASELINE, 0, 1000), 1: _measurement(BASELINE, 1, 400)}
-    measured = [_measurement("x", 0, 500), _measurement("x", 1, 200)]
-    row = summarise_scenario("x", "d", measured, baseline)
+def test_ratio_is_taken_against_the_baseline_runs_around_it() -> None:
+    # The machine slows down during round 0 and more in round 1; each ratio sees through it
+    # by comparing with the mean of the baseline runs just before and after (always 0.5).
+    baselines = [
+        _measurement(BASELINE, 0, 1200, slot=0),
+        _measurement(BASELINE, 0, 800, slot=2),
+        _measurement(BASELINE, 1, 400, slot=4),
+    ]
+    measured = [_measurement("x", 0, 500, slot=1), _measurement("x", 1, 300, slot=3)]
+    row = summarise_scenario("x", "d", measured, baselines)
     assert row.ratio == pytest.approx(0.5)
-    assert row.rps == pytest.approx(350.0)
+    assert row.rps == pytest.approx(400.0)
     assert row.commands == pytest.approx(1.0)
 
 
+def test_ratio_uses_the_one_baseline_run_on_its_only_side() -> None:
+    baselines = [_measurement(BASELINE, 0, 1000, slot=0)]
+    row = summarise_scenario("x", "d", [_measurement("x", 0, 250, slot=1)], baselines)
+    assert row.ratio == pytest.approx(0.25)
+
+
+def test_baseline_row_is_its_own_reference() -> None:
+    baselines = [_measurement(BASELINE, 0, 1000, slot=0), _measurement(BASELINE, 0, 500, slot=2)]
+    assert summarise_scenario(BASELINE, "d", baselines, baselines).ratio == pytest.approx(1.0)
+
+
 def test_cpu_per_request_ratio_compares_cost_not_throughput() -> None:
-    baseline = {0: _measurement(BASELINE, 0, 1000, cpu=0.25)}
-    row = summarise_scenario("x", "d", [_measurement("x", 0, 500, cpu=0.25)], baseline)
+    baselines = [_measurement(BASELINE, 0, 1000, cpu=0.25, slot=0)]
+    row = summarise_scenario("x", "d", [_measurement("x", 0, 500, cpu=0.25, slot=1)], baselines)
     assert row.cpu_us == pytest.approx(500.0)
     assert row.cpu_ratio == pytest.approx(2.0)
+
+
+def test_schedule_brackets_every_few_runs_with_the_baseline() -> None:
+    names = [BASELINE, *(f"s{i}" for i in range(2 * BASELINE_EVERY + 1))]
+    order = schedule(names, 2, baseline=BASELINE)
+    runs = [name for _, name in order]
+    assert runs[0] == runs[-1] == BASELINE
+    gaps = [len(list(group)) for is_base, group in groupby(runs, key=lambda n: n == BASELINE)
+            if not is_base]  # fmt: skip
+    assert max(gaps) <= BASELINE_EVERY
+    # Every scenario once per round; rounds start with another scenario (rotation).
+    for round_index in range(2):
+        in_round = [name for r, name in order if r == round_index and name != BASELINE]
+        assert sorted(in_round) == sorted(names[1:])
+    first_of_round = [next(n for r, n in order if r == i and n != BASELINE) for i in range(2)]
+    assert first_of_round[0] != first_of_round[1]
 
 
 def test_ratio_without_a_baseline_is_zero_not_an_error() -> None:
@@ -332,7 +368,7 @@ def test_table_shows_ratios_and_marks_skipped_scenarios() -> None:
 
 
 def test_commands_per_request_off_the_design_are_flagged() -> None:
-    baseline = {0: _measurement(BASELINE, 0, 1000)}
+    baseline = [_measurement(BASELINE, 0, 1000)]
     hit = summarise_scenario(
         "hit", "d", [_measurement("hit", 0, 10)], baseline, app_commands=1.0, design_commands=1
     )
