@@ -114,6 +114,7 @@ class Valkey:
         )
         self._logged_error: str | None = None
         self._cluster_init_lock = asyncio.Lock()
+        self._slot_map_reads = 0  # slot map re-reads done for SlotNotCoveredError
         self._state_features: set[str] = set()
         # Hot-path reads and scripts skip redis-py (see multiplexed.py).
         self._multiplexed: MultiplexedPool | ClusterRouter | None = None
@@ -204,6 +205,7 @@ class Valkey:
         budget = settings.command_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         attempt = 0
+        slot_map_read = False
         try:
             async with asyncio.timeout_at(loop.time() + budget):
                 if self._cluster_slots is not None and getattr(self._client, "_initialize", False):
@@ -216,6 +218,15 @@ class Valkey:
                             async with self._cluster_slots:
                                 result = await operation()
                         break
+                    except redis_errors.SlotNotCoveredError:
+                        # Nothing was sent: the slot map has no node for the key. It was
+                        # read while the slot was unassigned (CLUSTERDOWN), and nothing
+                        # else would read it again. Read it now and try once more, for
+                        # any command, since this one never reached a server.
+                        if slot_map_read:
+                            raise
+                        slot_map_read = True
+                        await self._read_slot_map()
                     except _RETRYABLE:
                         if not idempotent or attempt >= settings.retries:
                             raise
@@ -271,6 +282,15 @@ class Valkey:
         async with self._cluster_init_lock:
             if getattr(self._client, "_initialize", False):
                 await self._client.initialize()
+
+    async def _read_slot_map(self) -> None:
+        # Callers that hit the same uncovered slot share one re-read.
+        reads = self._slot_map_reads
+        async with self._cluster_init_lock:
+            if self._slot_map_reads == reads:
+                assert isinstance(self._client, RedisCluster)
+                await self._client.nodes_manager.initialize()
+                self._slot_map_reads += 1
 
     def _record_failure(self, exc: BaseException) -> None:
         self.breaker.record_failure()
