@@ -150,9 +150,31 @@ def _scan_members(data: bytes) -> Iterator[EntityTag | bytes | None]:
         yield member
 
 
+def _exact_entity_tag(data: bytes) -> EntityTag | None:
+    """The entity-tag when `data` is one, exactly: the shape nearly every field has.
+
+    None says only "not this shape": the scanner decides the rest (whitespace, lists,
+    invalid members). An opaque-tag never holds a DQUOTE, so `"a", "b"` is not taken here.
+    """
+    weak = data.startswith(_WEAK_PREFIX)
+    opaque = data[3:-1] if weak else data[1:-1]
+    if (
+        len(data) >= (4 if weak else 2)
+        and data[2 if weak else 0] == _DQUOTE
+        and data[-1] == _DQUOTE
+        and _is_opaque_tag(opaque)
+    ):
+        return EntityTag(opaque, weak=weak)
+    return None
+
+
 def parse_entity_tag(value: bytes | str) -> EntityTag | None:
     """Parse a single ETag field value (§8.8.3); None if it is not exactly one entity-tag."""
-    members = list(_scan_members(_as_bytes(value)))
+    data = _as_bytes(value)
+    exact = _exact_entity_tag(data)
+    if exact is not None:
+        return exact
+    members = list(_scan_members(data))
     if len(members) == 1 and isinstance(members[0], EntityTag):
         return members[0]
     return None
@@ -169,7 +191,12 @@ def parse_entity_tag_list(values: Iterable[bytes | str]) -> EntityTagList | None
     """
     members: list[EntityTag | bytes | None] = []
     for value in values:
-        members.extend(_scan_members(_as_bytes(value)))
+        data = _as_bytes(value)
+        exact = _exact_entity_tag(data)
+        if exact is not None:
+            members.append(exact)
+        else:
+            members.extend(_scan_members(data))
     if not members:
         return None
     if len(members) == 1 and members[0] == b"*":

@@ -15,6 +15,7 @@ from cachemw.http.validators import (
     EntityTagList,
     PreconditionOutcome,
     RequestConditions,
+    _scan_members,
     entity_tag_for_body,
     entity_tag_value_for_body,
     evaluate_preconditions,
@@ -102,6 +103,23 @@ def test_entity_tag_list_format_then_parse_is_stable(value: bytes | str) -> None
     if parsed is not None:
         again = parse_entity_tag_list([format_entity_tag_list(parsed)])
         assert again == parsed or (again is None and parsed == EntityTagList(()))
+
+
+# Field values built from the pieces that decide the shape: quotes, W/, commas, spaces.
+tag_shaped = st.lists(
+    st.sampled_from([b'"', b"W/", b",", b" ", b"\t", b"*", b"a", b"\x7f", b"\x80", b"\\"]),
+    max_size=10,
+).map(b"".join)
+
+
+@given(tag_shaped)
+def test_single_entity_tag_shortcut_agrees_with_the_list_scanner(value: bytes) -> None:
+    # parse_entity_tag takes `"x"` and `W/"x"` without scanning; both routes must agree.
+    members = list(_scan_members(value))
+    scanned = members[0] if len(members) == 1 and isinstance(members[0], EntityTag) else None
+    assert parse_entity_tag(value) == scanned
+    # A trailing space is optional whitespace to the scanner and keeps the shortcut out.
+    assert parse_entity_tag_list([value]) == parse_entity_tag_list([value + b" "])
 
 
 @given(st.lists(entity_tags, min_size=1, max_size=6))
