@@ -59,6 +59,8 @@ class ResponseFacts:
     tags: tuple[str, ...]
     # The Cache-Control this gateway obeys: CDN-Cache-Control/Surrogate-Control if sent.
     cache_control: bytes
+    # A valid CDN-Cache-Control was sent: Expires plays no part in freshness (RFC 9213).
+    expires_replaced: bool = False
 
 
 def response_facts(
@@ -87,7 +89,10 @@ def response_facts(
         elif name == tag_header:
             tag_lines.append(value)
     targeted = targeted_cache_control(headers)
-    response_cc = parse_cache_control(cache_control if targeted is None else targeted)
+    if targeted is not None:
+        cache_control = targeted.lines
+        has_expires = has_expires and not targeted.replaces_expires
+    response_cc = parse_cache_control(cache_control)
     vary = parse_vary(vary_lines)
     tags = request.route.tags + _parse_tags(tag_lines)
     refusal: str | None = None
@@ -118,7 +123,8 @@ def response_facts(
         response_cc=response_cc,
         vary=(vary or ()) + keyed,
         tags=tuple(dict.fromkeys(tags)),
-        cache_control=b", ".join(cache_control if targeted is None else targeted),
+        cache_control=b", ".join(cache_control),
+        expires_replaced=targeted is not None and targeted.replaces_expires,
     )
 
 
@@ -205,7 +211,7 @@ def build_entry(
         cache_control=facts.cache_control,
         date=date,
         age=stored_age(age_lines),
-        expires=expires,
+        expires=None if facts.expires_replaced else expires,
         etag=etag,
         last_modified=last_modified,
         default_ttl=default_ttl,
@@ -254,10 +260,12 @@ def freshen_entry(
         changes["headers"] = [(n, v) for n, v in kept if n != b"date"] + [(b"date", date)]
     targeted = targeted_cache_control(not_modified_headers)
     if targeted is not None:
-        changes["cache_control"] = b", ".join(targeted)
+        changes["cache_control"] = b", ".join(targeted.lines)
     elif b"cache-control" in updates:
         changes["cache_control"] = b", ".join(updates[b"cache-control"])
-    if b"expires" in updates:
+    if targeted is not None and targeted.replaces_expires:
+        changes["expires"] = None
+    elif b"expires" in updates:
         changes["expires"] = updates[b"expires"][0] if len(updates[b"expires"]) == 1 else b""
     if b"last-modified" in updates:
         changes["last_modified"] = updates[b"last-modified"][0]

@@ -10,12 +10,26 @@ before the response goes on (Edge Architecture §3); CDN-Cache-Control may be fo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-__all__ = ["CONSUMED_FIELDS", "TARGETED_FIELDS", "targeted_cache_control"]
+from cachemw.http.cache_control import format_cache_control
+from cachemw.http.targeted import parse_targeted_cache_control
+
+__all__ = ["CONSUMED_FIELDS", "TARGETED_FIELDS", "TargetedControl", "targeted_cache_control"]
 
 # In precedence order: the most specific field a gateway implements wins (RFC 9213 §2.1).
 TARGETED_FIELDS = (b"cdn-cache-control", b"surrogate-control")
 CONSUMED_FIELDS = frozenset((b"surrogate-control",))
+
+
+@dataclass(frozen=True, slots=True)
+class TargetedControl:
+    """What replaces Cache-Control for this gateway."""
+
+    lines: list[bytes]  # the directives, in Cache-Control syntax
+    # RFC 9213 §2.1: a valid CDN-Cache-Control is used instead of Cache-Control *and*
+    # Expires. Surrogate-Control (Edge Architecture §3) replaces Cache-Control only.
+    replaces_expires: bool
 
 
 def _untargeted(value: bytes) -> bytes:
@@ -23,16 +37,24 @@ def _untargeted(value: bytes) -> bytes:
     return b", ".join(part.split(b";", 1)[0].strip() for part in value.split(b","))
 
 
-def targeted_cache_control(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes] | None:
-    """The field lines that replace Cache-Control for this gateway, or ``None`` if absent."""
+def targeted_cache_control(headers: Iterable[tuple[bytes, bytes]]) -> TargetedControl | None:
+    """The field that replaces Cache-Control for this gateway, or ``None`` if there is none.
+
+    CDN-Cache-Control is a Structured Field Dictionary (RFC 8941): one that is invalid or
+    empty counts as absent (RFC 9213 §2.1), so Surrogate-Control or Cache-Control applies.
+    """
     found: dict[bytes, list[bytes]] = {}
     for name, value in headers:
         if name in TARGETED_FIELDS:
             found.setdefault(name, []).append(value)
-    for name in TARGETED_FIELDS:
-        lines = found.get(name)
-        if lines is not None:
-            if name == b"surrogate-control":
-                return [_untargeted(line) for line in lines]
-            return lines
+    cdn_lines = found.get(b"cdn-cache-control")
+    if cdn_lines is not None:
+        directives = parse_targeted_cache_control(cdn_lines)
+        if directives is not None:
+            return TargetedControl([format_cache_control(directives)], replaces_expires=True)
+    surrogate_lines = found.get(b"surrogate-control")
+    if surrogate_lines is not None:
+        return TargetedControl(
+            [_untargeted(line) for line in surrogate_lines], replaces_expires=False
+        )
     return None

@@ -8,6 +8,7 @@ import pytest
 
 from cachemw.cache import CacheSettings, RouteCache
 from cachemw.cache.store import FEATURE, CacheStore
+from cachemw.http.dates import format_http_date
 from cachemw.valkey import Valkey, ValkeySettings
 from cachemw.valkey.keyspace import digest
 from tests.cache.conftest import CacheHarness, build_harness, commands_processed
@@ -221,6 +222,39 @@ async def test_gateway_targeted_cache_control_replaces_cache_control(
 ) -> None:
     h.origin.reply("/g", headers=headers)
     assert await get_twice(h, "/g") == (1 if stored else 2)
+
+
+@pytest.mark.parametrize(
+    ("headers", "stored"),
+    [
+        # Not a Structured Field Dictionary (RFC 8941): the whole field is ignored and
+        # Cache-Control applies (RFC 9213 §2.1).
+        ([("cache-control", "no-store"), ("cdn-cache-control", "max-age=60,,")], False),
+        ([("cache-control", "no-store"), ("cdn-cache-control", 'max-age="60')], False),
+        ([("cache-control", "max-age=60"), ("cdn-cache-control", "no-store;;")], True),
+        # Valid: it applies, whatever Cache-Control says.
+        ([("cache-control", "no-store"), ("cdn-cache-control", "max-age=60, public")], True),
+    ],
+)
+async def test_invalid_cdn_cache_control_is_ignored(
+    h: CacheHarness, headers: list[tuple[str, str]], stored: bool
+) -> None:
+    h.origin.reply("/g", headers=headers)
+    assert await get_twice(h, "/g") == (1 if stored else 2)
+
+
+async def test_cdn_cache_control_is_used_instead_of_expires(h: CacheHarness) -> None:
+    # RFC 9213 §2.1: instead of Cache-Control *and* Expires. Without a lifetime in the
+    # targeted field the response has no explicit freshness, however far Expires is.
+    expires = format_http_date(h.clock() + 600).decode()
+    h.origin.reply("/g", headers=[("expires", expires), ("cdn-cache-control", "public")])
+    assert await get_twice(h, "/g") == 2
+
+
+async def test_invalid_cdn_cache_control_leaves_expires_in_force(h: CacheHarness) -> None:
+    expires = format_http_date(h.clock() + 600).decode()
+    h.origin.reply("/g", headers=[("expires", expires), ("cdn-cache-control", "public,,")])
+    assert await get_twice(h, "/g") == 1
 
 
 async def test_surrogate_control_never_reaches_the_client(h: CacheHarness) -> None:
