@@ -20,7 +20,7 @@ from cachemw.http.freshness import (
     has_explicit_freshness,
     is_storable,
 )
-from cachemw.http.stored_headers import UNSTORED_FIELDS
+from cachemw.http.stored_headers import UNSTORED_FIELDS, connection_listed_fields
 from cachemw.http.surrogate import CONSUMED_FIELDS, targeted_cache_control
 from cachemw.http.vary import parse_vary
 
@@ -164,12 +164,7 @@ def build_entry(
     strip = {name.encode("latin-1") for name in decision.strip_fields} if decision else set()
     strip.add(settings.tag_header.encode())
     strip.update(CONSUMED_FIELDS)
-    connection_fields: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            connection_fields.update(
-                part.strip().lower() for part in value.split(b",") if part.strip()
-            )
+    connection_fields = connection_listed_fields(headers)
     kept: list[tuple[bytes, bytes]] = []
     date: bytes | None = None
     age_lines: list[bytes] = []
@@ -240,8 +235,14 @@ def freshen_entry(
 ) -> CachedResponse:
     """RFC 9111 §4.3.4: a 304 replaces the stored fields it carries; times restart."""
     updates: dict[bytes, list[bytes]] = {}
+    connection_fields = connection_listed_fields(not_modified_headers)
     for name, value in not_modified_headers:
-        if name in _NOT_STORED or name in _NOT_UPDATED_BY_304 or name in CONSUMED_FIELDS:
+        if (
+            name in _NOT_STORED
+            or name in _NOT_UPDATED_BY_304
+            or name in CONSUMED_FIELDS
+            or name in connection_fields
+        ):
             continue
         updates.setdefault(name, []).append(value)
     kept = [(n, v) for n, v in entry.headers if n not in updates]

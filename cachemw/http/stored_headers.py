@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["UNSTORED_FIELDS", "freshen_header_fields", "storable_header_fields"]
+__all__ = [
+    "UNSTORED_FIELDS",
+    "connection_listed_fields",
+    "freshen_header_fields",
+    "storable_header_fields",
+]
 
 # RFC 9111 §3.1: connection-specific fields (RFC 9110 §7.6.1) are never stored; the proxy
 # authentication fields concern the hop that produced them, not the stored response.
@@ -30,7 +35,9 @@ _NOT_UPDATED_FIELDS = UNSTORED_FIELDS | {b"content-length"}
 _OWS = b" \t"
 
 
-def _connection_listed(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+def connection_listed_fields(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    """The field names the Connection field lists (lower-case): connection-specific fields
+    that a cache neither stores nor updates (RFC 9111 §3.1, §3.2)."""
     listed: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
@@ -47,7 +54,7 @@ def storable_header_fields(
     Drops connection-specific fields and those the Connection field lists (§3.1), and
     ``strip_fields`` (``StoreDecision.strip_fields``: qualified private/no-cache names).
     """
-    excluded = _connection_listed(headers)
+    excluded = connection_listed_fields(headers)
     excluded.update(UNSTORED_FIELDS)
     excluded.update(name.lower().encode("latin-1", "replace") for name in strip_fields)
     return [(name, value) for name, value in headers if name.lower() not in excluded]
@@ -61,7 +68,7 @@ def freshen_header_fields(
     Each field present in ``validation`` replaces every stored line of that name (all its
     lines are kept, in order); Content-Length and connection-specific fields are not taken.
     """
-    excluded = _NOT_UPDATED_FIELDS | _connection_listed(validation)
+    excluded = _NOT_UPDATED_FIELDS | connection_listed_fields(validation)
     updates = [(name, value) for name, value in validation if name.lower() not in excluded]
     if not updates:
         return list(stored)

@@ -195,3 +195,29 @@ async def test_not_modified_never_replaces_stored_content_metadata(h: CacheHarne
     assert served.headers["etag"] == ETAG
     assert served.headers["content-md5"] == "abc"
     assert served.content == reply.body
+
+
+async def test_not_modified_never_stores_fields_its_connection_field_lists(
+    h: CacheHarness,
+) -> None:
+    # RFC 9111 §3.2 excepts the fields of §3.1 from updating, and §3.1 includes every field
+    # the Connection field names: they concern one hop, not the stored response.
+    h.origin.reply("/v", headers=[("cache-control", "max-age=10"), ("etag", ETAG)])
+    await h.client.get("/v")
+    h.origin.reply(
+        "/v",
+        status=304,
+        headers=[
+            ("cache-control", "max-age=100"),
+            ("etag", ETAG),
+            ("connection", "x-hop"),
+            ("x-hop", "secret"),
+        ],
+    )
+    h.clock.advance(11)
+    await h.client.get("/v")
+    h.clock.advance(50)
+    hit = await h.client.get("/v")
+    assert "hit" in hit.headers["cache-status"]
+    assert hit.headers["cache-control"] == "max-age=100"
+    assert "x-hop" not in hit.headers
