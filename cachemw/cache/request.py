@@ -11,6 +11,7 @@ from cachemw.cache.settings import CacheSettings, RouteCache
 from cachemw.http.cache_control import EMPTY_CACHE_CONTROL, CacheControl, parse_cache_control
 from cachemw.http.cache_control import parse_pragma_no_cache as _parse_pragma
 from cachemw.http.keys import normalize_host, primary_cache_key
+from cachemw.http.routing import route_path
 from cachemw.http.validators import RequestConditions
 
 __all__ = ["CONDITIONAL_FIELDS", "CacheRequest", "analyse_request", "request_url"]
@@ -109,7 +110,7 @@ def analyse_request(
     """
     method: str = scope["method"]
     headers: list[tuple[bytes, bytes]] = scope["headers"]
-    route = settings.rules.route_for(scope.get("path", "/"))
+    route = settings.rules.route_for(route_path(scope) if "path" in scope else "/")
     host = b""
     cache_control: list[bytes] = []
     pragma: list[bytes] = []

@@ -117,6 +117,8 @@ class RouteRules:
 class CacheSettings:
     """How the shared response cache behaves. Times are seconds, sizes bytes.
 
+    ``routes``: `RouteCache` settings by path pattern (exact, or a prefix ending in ``*``),
+    matched against the path below the app's root_path, as the app's own routes are.
     ``honor_client_no_cache``: a client's ``no-cache``/``max-age``/``min-fresh`` may force a
     trip to the origin (RFC 9111 §5.2.1). On by default for correctness; turning it off
     stops clients from pushing every request through to the origin (a DoS trade-off).

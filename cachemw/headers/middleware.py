@@ -31,6 +31,7 @@ from cachemw.http.policy import (
     not_modified_headers,
     policy_applies_to_status,
 )
+from cachemw.http.routing import route_path
 from cachemw.http.validators import (
     EntityTag,
     PreconditionOutcome,
@@ -98,8 +99,9 @@ class HeadersMiddleware:
     ...     path_rules={"/static/*": CachePolicy(public=True, max_age=31536000, immutable=True)},
     ... )  # doctest: +SKIP
 
-    path_rules: default policies by path, e.g. ``{"/static/*": CachePolicy(...)}``; a
-        route's own `cache_policy` wins over them.
+    path_rules: default policies by path, e.g. ``{"/static/*": CachePolicy(...)}``,
+        matched against the path below the app's root_path; a route's own `cache_policy`
+        wins over them.
     etag: compute a strong ETag from the body for GET/HEAD 2xx responses without one.
     etag_max_body: the largest body (bytes) buffered for that; larger ones stream untagged.
     conditional: answer If-Match/If-None-Match/If-Modified-Since/If-Unmodified-Since.
@@ -215,7 +217,7 @@ class _Responder(ResponseDirectives):
         # A route's own policy (set by a dependency, or on the endpoint), else a path rule.
         policy = self.policy or getattr(scope.get("endpoint"), ROUTE_POLICY_ATTRIBUTE, None)
         if policy is None and self.config.path_policies is not None:
-            policy = self.config.path_policies.policy_for(scope["path"])
+            policy = self.config.path_policies.policy_for(route_path(scope))
         if 200 <= status < 300:  # every policy applies to a 2xx
             is_tagged_status = status not in _UNTAGGED_STATUSES and scope["method"] in _GET_OR_HEAD
         else:

@@ -18,10 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cachemw.http.client_ip import ClientAddressPolicy
 from cachemw.http.ratelimit import KeyFunction, quota_exceeded_body, reduced_capacity_body
+from cachemw.http.routing import route_path
 from cachemw.metrics import Metrics
 from cachemw.ratelimit.identity import client_ip
 from cachemw.ratelimit.limiter import problem_response
-from cachemw.ratelimit.matching import route_path
 from cachemw.ratelimit.middleware import send_rejection
 from cachemw.ratelimit.store import Lease, RateLimitStore
 from cachemw.valkey import Valkey, ValkeyError

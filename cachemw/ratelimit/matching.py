@@ -21,7 +21,7 @@ from cachemw.http.ratelimit import Rule
 from cachemw.ratelimit.store import Bucket, RateLimitStore
 from cachemw.valkey import digest
 
-__all__ = ["RuleMatcher", "Target", "bucket_name", "per_params_suffix", "route_path"]
+__all__ = ["RuleMatcher", "Target", "bucket_name", "per_params_suffix"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,19 +32,6 @@ class Target:
     rule: Rule
     bucket: Bucket
     methods: frozenset[str] | None
-
-
-def route_path(scope: Mapping[str, Any]) -> str:
-    """The path the app's router matches: ``path`` less the ``root_path`` it is mounted at."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if not root_path or not path.startswith(root_path):
-        return path
-    if path == root_path:
-        return ""
-    if path[len(root_path)] == "/":
-        return path[len(root_path) :]
-    return path  # "/apix" under root_path "/api" is not below it
 
 
 def per_params_suffix(

@@ -16,10 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cachemw.http.client_ip import ClientAddressPolicy
 from cachemw.http.ratelimit import KeyFunction, Rule
+from cachemw.http.routing import route_path
 from cachemw.metrics import Metrics
 from cachemw.ratelimit.identity import client_ip
 from cachemw.ratelimit.limiter import Headers, Limiter, Rejection
-from cachemw.ratelimit.matching import RuleMatcher, route_path
+from cachemw.ratelimit.matching import RuleMatcher
 from cachemw.ratelimit.store import RateLimitStore
 from cachemw.valkey import Valkey
 

@@ -52,6 +52,22 @@ def test_most_specific_route_rule_wins() -> None:
     assert rules.route_for("/z").enabled
 
 
+def test_route_rules_match_the_path_below_the_root_path() -> None:
+    static = RouteCache(default_ttl=600)
+    settings = CacheSettings(routes={"/static/*": static})
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/static/a.css",
+        "raw_path": b"/api/static/a.css",
+        "query_string": b"",
+        "root_path": "/api",
+        "headers": [(b"host", b"shop.test")],
+    }
+    assert analyse_request(scope, settings, field_kinds(settings)).route is static
+
+
 HEADERS = st.lists(st.tuples(st.binary(max_size=30), st.binary(max_size=60)), max_size=20)
 SETTINGS = CacheSettings()
 KINDS = field_kinds(SETTINGS)
@@ -75,7 +91,16 @@ def test_request_analysis_never_raises_on_hostile_input(
     assert request.bypass is not None or len(request.primary_key) == 32
 
 
-@given(headers=HEADERS)
+TARGETED_HEADERS = st.lists(
+    st.tuples(
+        st.sampled_from([b"cdn-cache-control", b"surrogate-control", b"cache-control"]),
+        st.binary(max_size=60),
+    ),
+    max_size=6,
+)
+
+
+@given(headers=st.one_of(HEADERS, TARGETED_HEADERS))
 def test_targeted_cache_control_never_raises(headers: list[tuple[bytes, bytes]]) -> None:
-    lines = targeted_cache_control(headers)
-    assert lines is None or all(isinstance(line, bytes) for line in lines)
+    targeted = targeted_cache_control(headers)
+    assert targeted is None or all(isinstance(line, bytes) for line in targeted.lines)

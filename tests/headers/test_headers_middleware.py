@@ -303,6 +303,36 @@ async def test_path_rule_policy_applies_to_matching_paths() -> None:
         assert "cache-control" not in (await http.get("/big")).headers
 
 
+@pytest.mark.parametrize(
+    ("root_path", "path", "applies"),
+    [
+        ("/api", "/api/static/a.css", True),  # a server's --root-path, or a Mount
+        ("", "/static/a.css", True),
+        ("/api", "/apix/static/a.css", False),  # not below the root path
+    ],
+)
+async def test_path_rules_match_the_path_below_the_root_path(
+    root_path: str, path: str, applies: bool
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"body"})
+
+    sent: list[Message] = []
+
+    async def downstream(message: Message) -> None:
+        sent.append(message)
+
+    policy = CachePolicy(public=True, max_age=600)
+    scope = http_scope("GET", path)
+    scope["root_path"] = root_path
+    await HeadersMiddleware(app, path_rules={"/static/*": policy})(
+        scope, no_request_body, downstream
+    )
+    fields = dict(sent[0]["headers"])
+    assert (fields.get(b"cache-control") == b"public, max-age=600") is applies
+
+
 async def test_freshness_policy_is_not_applied_to_errors() -> None:
     app = starlette_app(path_rules={"/*": CachePolicy(public=True, max_age=60)})
     async with client(app) as http:
