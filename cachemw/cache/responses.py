@@ -259,7 +259,11 @@ def freshen_entry(
         date = format_http_date(response_time)
         changes["date"] = date
         changes["headers"] = [(n, v) for n, v in kept if n != b"date"] + [(b"date", date)]
-    targeted = targeted_cache_control(not_modified_headers)
+    # The fields in force after the update: the stored CDN-Cache-Control unless the 304
+    # carries its own, and the 304's Surrogate-Control (consumed, so never stored).
+    targeted = targeted_cache_control(
+        [*kept, *((n, v) for n, v in not_modified_headers if n in CONSUMED_FIELDS)]
+    )
     if targeted is not None:
         changes["cache_control"] = b", ".join(targeted.lines)
     elif b"cache-control" in updates:

@@ -221,3 +221,25 @@ async def test_not_modified_never_stores_fields_its_connection_field_lists(
     assert "hit" in hit.headers["cache-status"]
     assert hit.headers["cache-control"] == "max-age=100"
     assert "x-hop" not in hit.headers
+
+
+async def test_stored_cdn_cache_control_stays_in_force_after_a_304_without_it(
+    h: CacheHarness,
+) -> None:
+    # RFC 9111 §4.3.4: a 304 updates only the fields it carries. The stored
+    # CDN-Cache-Control (10 s for this cache) still replaces the 304's Cache-Control.
+    h.origin.reply(
+        "/v",
+        headers=[
+            ("cache-control", "max-age=1000"),
+            ("cdn-cache-control", "max-age=10"),
+            ("etag", ETAG),
+        ],
+    )
+    await h.client.get("/v")
+    h.origin.reply("/v", status=304, headers=[("cache-control", "max-age=1000"), ("etag", ETAG)])
+    h.clock.advance(11)
+    await h.client.get("/v")  # stale: revalidated, 304
+    h.clock.advance(11)
+    await h.client.get("/v")  # stale again after the CDN-Cache-Control's 10 s
+    assert h.origin.count("/v") == 3
