@@ -95,8 +95,8 @@ def bracketing_baseline(
 ) -> tuple[float, float] | None:
     """(req/s, CPU µs per request) of the baseline around ``measurement``: the mean of the
     baseline runs just before and just after it, or the one on its only side."""
-    if measurement.scenario in {b.scenario for b in baselines}:
-        return measurement.rps, measurement.app_cpu_us_per_request
+    if baselines and measurement.scenario == baselines[0].scenario:
+        return measurement.rps, measurement.app_cpu_us_per_request  # the baseline row
     before = [b for b in baselines if b.slot < measurement.slot]
     after = [b for b in baselines if b.slot > measurement.slot]
     around = [

@@ -42,7 +42,7 @@ def measure(
     app: RunningApp,
     *,
     round_index: int,
-    slot: int = 0,
+    slot: int,
     stats: ValkeyStats,
     settings: BenchSettings,
     generator: str,

@@ -6,6 +6,7 @@ this module only moves header lists around.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -89,10 +90,10 @@ def response_facts(
         elif name == tag_header:
             tag_lines.append(value)
     targeted = targeted_cache_control(headers)
-    if targeted is not None:
-        cache_control = targeted.lines
-        has_expires = has_expires and not targeted.replaces_expires
-    response_cc = parse_cache_control(cache_control)
+    obeyed: Sequence[bytes] = cache_control if targeted is None else targeted.lines
+    if targeted is not None and targeted.replaces_expires:
+        has_expires = False
+    response_cc = parse_cache_control(obeyed)
     vary = parse_vary(vary_lines)
     tags = request.route.tags + _parse_tags(tag_lines)
     refusal: str | None = None
@@ -123,7 +124,7 @@ def response_facts(
         response_cc=response_cc,
         vary=(vary or ()) + keyed,
         tags=tuple(dict.fromkeys(tags)),
-        cache_control=b", ".join(cache_control),
+        cache_control=b", ".join(obeyed),
         expires_replaced=targeted is not None and targeted.replaces_expires,
     )
 

@@ -333,7 +333,8 @@ class _Responder(ResponseDirectives):
 
         more_body None: no body was held back; the app's body messages follow as they come.
         """
-        if self._has_conditions():
+        if self.config.conditional:
+            # None, decided in C, when the request carries no If-* field.
             conditions = RequestConditions.from_headers(self.scope["headers"])
             if conditions is not None:
                 outcome = self._precondition_outcome(conditions)

@@ -26,7 +26,7 @@ CONSUMED_FIELDS = frozenset((b"surrogate-control",))
 class TargetedControl:
     """What replaces Cache-Control for this gateway."""
 
-    lines: list[bytes]  # the directives, in Cache-Control syntax
+    lines: tuple[bytes, ...]  # the directives, in Cache-Control syntax
     # RFC 9213 §2.1: a valid CDN-Cache-Control is used instead of Cache-Control *and*
     # Expires. Surrogate-Control (Edge Architecture §3) replaces Cache-Control only.
     replaces_expires: bool
@@ -51,10 +51,10 @@ def targeted_cache_control(headers: Iterable[tuple[bytes, bytes]]) -> TargetedCo
     if cdn_lines is not None:
         directives = parse_targeted_cache_control(cdn_lines)
         if directives is not None:
-            return TargetedControl([format_cache_control(directives)], replaces_expires=True)
+            return TargetedControl((format_cache_control(directives),), replaces_expires=True)
     surrogate_lines = found.get(b"surrogate-control")
     if surrogate_lines is not None:
         return TargetedControl(
-            [_untargeted(line) for line in surrogate_lines], replaces_expires=False
+            tuple(_untargeted(line) for line in surrogate_lines), replaces_expires=False
         )
     return None
